@@ -1,0 +1,48 @@
+"""The visitor's Accept-Encoding (RFC 9110 section 12.5.3), as the edge reads it (facts 1.1.12)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Content-coding tokens the edge can produce or decode, in header spelling.
+GZIP, BROTLI, ZSTD, IDENTITY = "gzip", "br", "zstd", "identity"
+
+
+@dataclass(frozen=True)
+class AcceptEncoding:
+    raw: str | None
+    qvalues: dict[str, float]  # lowercased coding -> q; "*" included when present
+
+    def accepts(self, coding: str) -> bool:
+        """Listed with q > 0, or not listed and covered by `*` with q > 0.
+
+        identity is acceptable unless refused; the edge still sends identity then,
+        having no documented 406 path.
+        """
+        coding = coding.lower()
+        if coding in self.qvalues:
+            return self.qvalues[coding] > 0
+        if "*" in self.qvalues:
+            return self.qvalues["*"] > 0
+        return coding == IDENTITY
+
+
+def parse_accept_encoding(value: str | None) -> AcceptEncoding:
+    """Parse the header; a missing header means identity only, as curl without flags gets."""
+    qvalues: dict[str, float] = {}
+    for element in (value or "").split(","):
+        coding, *params = (p.strip() for p in element.split(";"))
+        if not coding:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, v = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(v.strip())
+                except ValueError:
+                    q = 0.0  # an unreadable weight is not an acceptance
+                if not 0 <= q <= 1:
+                    q = 0.0
+        qvalues.setdefault(coding.lower(), q)
+    return AcceptEncoding(value, qvalues)

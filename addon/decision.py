@@ -1,0 +1,314 @@
+"""The edge's response decision: facts in, plan out. No I/O, no codecs.
+
+Which encoding the visitor gets and what happens to the ETag, following the documented
+ETag tables (facts 2.1) where they apply and the modelled procedure (facts 2.3) elsewhere.
+Every outcome carries a sentence saying why, and whether that is documented or modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+
+from addon import compression_policy as policy
+from addon import etag as etags
+from addon.accept_encoding import IDENTITY
+from addon.accept_encoding import AcceptEncoding
+
+DOCUMENTED, MODELLED = "documented", "modelled"
+
+# facts 2.1: (respect strong etags, codings the visitor accepts, origin coding) -> row
+_TABLE_ROWS = {
+    (True, frozenset({"gzip", "br"}), "gzip"): 1,
+    (True, frozenset({"gzip", "br"}), "br"): 2,
+    (True, frozenset({"br"}), "gzip"): 3,
+    (True, frozenset({"gzip"}), "br"): 4,
+    (True, frozenset({"gzip"}), IDENTITY): 5,
+    (False, frozenset({"gzip", "br"}), "gzip"): 1,
+    (False, frozenset({"gzip", "br"}), "br"): 2,
+    (False, frozenset({"br"}), "gzip"): 3,
+    (False, frozenset({"gzip"}), "br"): 4,
+    (False, frozenset({"gzip"}), IDENTITY): 5,
+}
+
+
+@dataclass(frozen=True)
+class CompressionRule:
+    """The last matching compression rule (phase http_response_compression)."""
+
+    label: str
+    algorithms: tuple[str, ...]  # Cloudflare names: gzip, brotli, zstd, none, auto, default
+
+
+@dataclass(frozen=True)
+class ResponseInputs:
+    method: str
+    status: int
+    media_type: str
+    content_encoding: tuple[str, ...]  # the origin's Content-Encoding values, as received
+    cache_control: str
+    etag: etags.ETag | None
+    streamed: bool
+    identity_size: int | None  # length of the decoded body; None if it could not be decoded
+    decode_error: str = ""
+    visitor: AcceptEncoding = field(default_factory=lambda: AcceptEncoding(None, {}))
+    plan: str = "pro"
+    brotli: bool = True
+    respect_strong_etags: bool = False
+    compression_rule: CompressionRule | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    encoding_in: str  # coding token ("identity" when the origin sent none); raw if unsupported
+    encoding_out: str
+    action: str  # pass | compress | decompress | transcode
+    etag_action: str  # kept | weakened | removed | absent
+    etag_out: str | None
+    reason: str
+    basis: str  # documented | modelled
+    table_row: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "pass"
+
+
+def origin_coding(values: tuple[str, ...]) -> str | None:
+    """gzip, br or identity when the edge can handle the origin's coding, else None."""
+    if not values:
+        return IDENTITY
+    if len(values) == 1:
+        token = values[0].strip().lower()
+        if token in ("gzip", "br", IDENTITY, ""):
+            return token or IDENTITY
+    return None
+
+
+def decide(i: ResponseInputs) -> Decision:
+    return _cite(_decide(i))
+
+
+def _cite(d: Decision) -> Decision:
+    cite = f"{d.table_row}, documented" if d.table_row else d.basis
+    return Decision(**{**d.__dict__, "reason": f"{d.reason} [{cite}]"})
+
+
+def precheck(i: ResponseInputs) -> Decision | None:
+    """The pass-through cases that need no body: decided before anything is decoded."""
+    d = _early(i)
+    return None if d is None else _cite(d)
+
+
+def _passthrough(i: ResponseInputs, reason: str, basis: str, row: str = "") -> Decision:
+    enc_in = ", ".join(i.content_encoding) or IDENTITY
+    action = "kept" if i.etag else "absent"
+    return Decision(
+        enc_in, enc_in, "pass", action, i.etag.raw if i.etag else None, reason, basis, row
+    )
+
+
+def _early(i: ResponseInputs) -> Decision | None:
+    def passthrough(reason: str, basis: str) -> Decision:
+        return _passthrough(i, reason, basis)
+
+    if i.streamed:
+        return passthrough(
+            "the response was streamed (stream_large_bodies), so its headers and "
+            "body had already left; nothing could be changed",
+            MODELLED,
+        )
+    if i.method.upper() == "HEAD":
+        return passthrough(
+            "a HEAD response has no body to compress; headers passed through", MODELLED
+        )
+    if i.status < 200 or i.status in policy.NO_BODY_STATUSES:
+        return passthrough(
+            f"status {i.status} has no body; only 200, 403 and 404 responses are "
+            "compressed (facts 0.5)",
+            DOCUMENTED,
+        )
+    if "no-transform" in i.cache_control.lower():
+        return passthrough(
+            "the origin sent Cache-Control: no-transform, so the edge changes "
+            "neither encoding nor ETag and keeps Content-Length (facts 0.6, 1.4.3)",
+            DOCUMENTED,
+        )
+    if origin_coding(i.content_encoding) is None:
+        enc_in = ", ".join(i.content_encoding)
+        return passthrough(
+            f"the origin's Content-Encoding '{enc_in}' is not gzip or br, which "
+            "are all the edge decodes; passed through untouched (facts 1.4.5)",
+            MODELLED,
+        )
+    return None
+
+
+def _decide(i: ResponseInputs) -> Decision:
+    early = _early(i)
+    if early is not None:
+        return early
+    enc_in = ", ".join(i.content_encoding) or IDENTITY
+    src = origin_coding(i.content_encoding)
+    assert src is not None
+
+    def passthrough(reason: str, basis: str, row: str = "") -> Decision:
+        return _passthrough(i, reason, basis, row)
+
+    if i.identity_size is None:
+        return passthrough(
+            f"the origin's {src} body could not be decoded ({i.decode_error}); "
+            "passed through untouched rather than guess",
+            MODELLED,
+        )
+
+    accepted = frozenset(c for c in ("gzip", "br", "zstd") if i.visitor.accepts(c))
+    row_no = _TABLE_ROWS.get((i.respect_strong_etags, accepted, src))
+    rse = "on" if i.respect_strong_etags else "off"
+    row = f"ETag table (Respect Strong ETags {rse}), row {row_no}" if row_no else ""
+    visitor = f"visitor accepts {_list(accepted) or 'no compression'}"
+
+    if i.respect_strong_etags:
+        rule_note = (
+            f"; compression rule {i.compression_rule.label} not applied because Respect "
+            "Strong ETags keeps the origin's encoding (modelled)"
+            if i.compression_rule
+            else ""
+        )
+        basis = DOCUMENTED if row and not i.compression_rule else MODELLED
+        if src == IDENTITY:
+            return passthrough(
+                "Respect Strong ETags is on: the edge never compresses an "
+                f"uncompressed origin body ({visitor}){rule_note}",
+                basis,
+                row,
+            )
+        if src in accepted:
+            return passthrough(
+                f"Respect Strong ETags is on and the {visitor}, including the "
+                f"origin's {src}: passed through with the ETag intact{rule_note}",
+                basis,
+                row,
+            )
+        return _transform(
+            i,
+            enc_in,
+            IDENTITY,
+            f"Respect Strong ETags is on but the {visitor}, not the origin's {src}: "
+            f"decoded to identity (never re-encoded){rule_note}",
+            basis,
+            row,
+        )
+
+    wanted, why = _edge_choice(i, accepted)
+    tabled = row and i.compression_rule is None and i.brotli and i.plan != "enterprise"
+    basis = DOCUMENTED if tabled else MODELLED
+    row = row if tabled else ""
+    if wanted is not None:
+        if wanted == src:
+            return passthrough(
+                f"{why}; the origin already sent {src}, so it passed through untouched", basis, row
+            )
+        verb = "compressed as" if src == IDENTITY else f"decoded from {src} and re-encoded as"
+        return _transform(i, enc_in, wanted, f"{why}; the body was {verb} {wanted}", basis, row)
+    if src == IDENTITY:
+        return passthrough(f"{why}; sent uncompressed as the origin sent it", basis, row)
+    if src in accepted:
+        return passthrough(
+            f"{why}; the {visitor}, including the origin's {src}, so the origin's "
+            "encoding was kept (facts 1.4.1)",
+            DOCUMENTED,
+            row,
+        )
+    return _transform(
+        i,
+        enc_in,
+        IDENTITY,
+        f"{why}; the {visitor}, not the origin's {src}, so the body was decoded to "
+        "identity (facts 1.4.2)",
+        basis,
+        row,
+    )
+
+
+def _edge_choice(i: ResponseInputs, accepted: frozenset[str]) -> tuple[str | None, str]:
+    """The coding the edge would serve this visitor, or None for no edge compression."""
+    if i.status not in policy.COMPRESSIBLE_STATUSES:
+        return None, f"status {i.status} is not compressed (only 200, 403 and 404, facts 0.5)"
+    size = i.identity_size or 0
+    rule = i.compression_rule
+    if rule is not None:
+        tried: list[str] = []
+        for name in rule.algorithms:
+            if name == "none":
+                return None, f"compression rule {rule.label} says none"
+            if name == "default":
+                choice, why = _default_choice(i, accepted, size)
+                return choice, f"compression rule {rule.label} falls back to default: {why}"
+            candidates = (
+                policy.AUTO_ORDER[i.plan] if name == "auto" else (policy.ALGORITHM_CODINGS[name],)
+            )
+            for coding in candidates:
+                if coding in accepted and size >= policy.MIN_SIZE[coding]:
+                    how = f"auto picked {coding} (order modelled)" if name == "auto" else name
+                    return coding, (
+                        f"compression rule {rule.label} chose {how}, the first of "
+                        f"its algorithms the visitor accepts (facts 0.11)"
+                    )
+            tried.append(name)
+        return None, (
+            f"compression rule {rule.label}: the visitor accepts none of "
+            f"{_list(tried)} for a {size}-byte body, so no compression (facts 1.1.5)"
+        )
+    return _default_choice(i, accepted, size)
+
+
+def _default_choice(
+    i: ResponseInputs, accepted: frozenset[str], size: int
+) -> tuple[str | None, str]:
+    if i.media_type not in policy.COMPRESSIBLE_MEDIA_TYPES:
+        shown = i.media_type or "(none)"
+        return None, (
+            f"media type {shown} is not in Cloudflare's list of compressible types (facts 0.3)"
+        )
+    order = tuple(c for c in policy.PLAN_DEFAULT_ORDER[i.plan] if c != "br" or i.brotli)
+    brotli_note = "" if i.brotli else " with Brotli off"
+    small = []
+    for coding in order:
+        if coding not in accepted:
+            continue
+        if size < policy.MIN_SIZE[coding]:
+            small.append(coding)
+            continue
+        return coding, (
+            f"the edge prefers {_list(order)} on the {i.plan} plan{brotli_note} and "
+            f"the visitor accepts {coding} (facts 0.8)"
+        )
+    if small:
+        return None, (
+            f"the body is {size} bytes, below the minimum for {_list(small)} "
+            "(48 bytes for gzip, 50 for Brotli and Zstandard, facts 0.4)"
+        )
+    return None, (
+        f"the visitor accepts none of {_list(order)}, the {i.plan} plan's algorithms{brotli_note}"
+    )
+
+
+def _transform(
+    i: ResponseInputs, enc_in: str, out: str, reason: str, basis: str, row: str
+) -> Decision:
+    etag_action, etag_out = etags.transform(i.etag)
+    etag_why = {
+        "weakened": "the strong ETag was weakened because the body changed",
+        "kept": "the weak ETag stays weak",
+        "removed": f"the malformed ETag was removed ({i.etag.problem if i.etag else ''}; "
+        "facts 0.1, 2.2.8)",
+        "absent": "there was no ETag",
+    }[etag_action]
+    src = origin_coding(i.content_encoding)
+    action = "compress" if src == IDENTITY else "decompress" if out == IDENTITY else "transcode"
+    return Decision(enc_in, out, action, etag_action, etag_out, f"{reason}; {etag_why}", basis, row)
+
+
+def _list(items) -> str:
+    return ", ".join(items)

@@ -1,0 +1,47 @@
+"""What the edge knows about one exchange, free of any proxy library.
+
+The mitmproxy adapter builds these from a flow; tests build them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+
+Headers = tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order
+
+
+def header_values(headers: Headers, name: bytes) -> list[bytes]:
+    """All values of header `name` (case-insensitive), in order."""
+    name = name.lower()
+    return [v for k, v in headers if k.lower() == name]
+
+
+def header(headers: Headers, name: bytes) -> bytes | None:
+    """The header's values joined by ", " (RFC 9110 list semantics), or None."""
+    values = header_values(headers, name)
+    return b", ".join(values) if values else None
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """The request as the visitor sent it (before the edge changed anything)."""
+
+    method: str = "GET"
+    scheme: str = "http"
+    host: str = "example.com"  # the Host the visitor asked for
+    target: str = "/"  # path and query exactly as on the request line
+    http_version: str = "HTTP/1.1"
+    headers: Headers = ()
+    client_ip: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ResponseFacts:
+    """The origin's response as received by the edge."""
+
+    status: int = 200
+    headers: Headers = ()
+    body: bytes | None = b""  # raw bytes as on the wire; None when not buffered
+    streamed: bool = False
+    extra: dict[str, str] = field(default_factory=dict)

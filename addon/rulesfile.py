@@ -1,0 +1,310 @@
+"""Load and validate rules.yaml into a Zone.
+
+Every error names the file, line, column and key, e.g.
+`rules.yaml:12:7: cache_rules[1].action_parameters.respect_strong_etag: unknown key ...`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from addon.compression_policy import ALGORITHM_CODINGS
+from addon.compression_policy import ALGORITHM_KEYWORDS
+from addon.compression_policy import PLANS
+from addon.rules import ExpressionError
+from addon.rules import Phase
+from addon.rules import compile_expression
+from addon.zone import DEFAULT_SETTINGS
+from addon.zone import EMULATED_CACHE_PARAMETERS
+from addon.zone import EMULATED_CONFIG_PARAMETERS
+from addon.zone import EMULATED_SETTINGS
+from addon.zone import RULESETS
+from addon.zone import Rule
+from addon.zone import Zone
+
+BOOL, STR, INT, MAP, LIST, ANY = "boolean", "string", "integer", "mapping", "list", "any"
+
+# Zone settings (API setting ids) -> allowed values (a type name or a tuple of strings).
+SETTINGS: dict[str, Any] = {
+    "brotli": BOOL, "email_obfuscation": BOOL, "automatic_https_rewrites": BOOL,
+    "rocket_loader": BOOL, "mirage": BOOL, "fonts": BOOL,
+    "polish": ("off", "lossless", "lossy", "webp"),
+}  # fmt: skip
+
+# set_cache_settings action_parameters (facts 5.1.1-5.1.5)
+CACHE_PARAMETERS: dict[str, Any] = {
+    "cache": BOOL, "respect_strong_etags": BOOL, "origin_error_page_passthru": BOOL,
+    "origin_cache_control": BOOL, "edge_ttl": MAP, "browser_ttl": MAP, "cache_key": MAP,
+    "cache_reserve": MAP, "serve_stale": MAP, "origin_range_requests": MAP, "vary": MAP,
+    "additional_cacheable_ports": LIST, "read_timeout": INT,
+}  # fmt: skip
+
+# set_config action_parameters (facts 4.2, 4.3)
+CONFIG_PARAMETERS: dict[str, Any] = {
+    "automatic_https_rewrites": BOOL, "bic": BOOL, "disable_rum": BOOL, "disable_zaraz": BOOL,
+    "email_obfuscation": BOOL, "fonts": BOOL, "hotlink_protection": BOOL,
+    "opportunistic_encryption": BOOL, "rocket_loader": BOOL, "mirage": BOOL,
+    "disable_apps": BOOL, "disable_railgun": BOOL, "server_side_excludes": BOOL, "sxg": BOOL,
+    "autominify": MAP, "content_converter": BOOL,
+    "security_level": ("off", "essentially_off", "low", "medium", "high", "under_attack"),
+    "polish": ("off", "lossless", "lossy", "webp"),
+    "request_body_buffering": ("standard", "full", "none"),
+    "response_body_buffering": ("standard", "none"),
+    "ssl": ("off", "flexible", "full", "strict", "origin_pull"),
+}  # fmt: skip
+
+# Rule-level keys of Cloudflare's API besides expression and action_parameters.
+RULE_KEYS = {
+    "description": STR,
+    "expression": STR,
+    "enabled": BOOL,
+    "action_parameters": MAP,
+    "action": STR,
+    "id": STR,
+    "ref": STR,
+    "version": STR,
+    "last_updated": STR,
+    "logging": MAP,
+}
+TOP_KEYS = ("plan", "settings", *RULESETS)
+
+
+class RulesFileError(ValueError):
+    """A rules file that cannot be used; the message names file, line, column and key."""
+
+
+def load_rules(path: str | Path) -> Zone:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RulesFileError(f"{path}: cannot read the rules file: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise RulesFileError(f"{path}: the rules file is not UTF-8: {e}") from e
+    return parse_rules(text, str(path))
+
+
+def parse_rules(text: str, name: str = "rules.yaml") -> Zone:
+    return _Loader(name).zone(text)
+
+
+class _Loader:
+    def __init__(self, name: str):
+        self.name = name
+        self.not_emulated: list[str] = []
+
+    def fail(self, node: yaml.Node | None, key: str, message: str) -> RulesFileError:
+        if node is None:
+            return RulesFileError(f"{self.name}: {key}: {message}")
+        mark = node.start_mark
+        return RulesFileError(f"{self.name}:{mark.line + 1}:{mark.column + 1}: {key}: {message}")
+
+    # -- structure --
+
+    def zone(self, text: str) -> Zone:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark
+            where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
+            raise RulesFileError(f"{self.name}:{where}invalid YAML: {e.problem}") from None
+        except yaml.YAMLError as e:
+            raise RulesFileError(f"{self.name}: invalid YAML: {e}") from None
+        if root is None:
+            raise RulesFileError(f"{self.name}: the rules file is empty; it needs at least `plan`")
+        top = self.mapping(root, "(top level)", TOP_KEYS)
+        plan_node = top.get("plan")
+        if plan_node is None:
+            raise self.fail(root, "plan", f"missing; one of {', '.join(PLANS)}")
+        plan = self.value(plan_node, "plan", PLANS)
+        settings = dict(DEFAULT_SETTINGS)
+        if "settings" in top:
+            for key, node in self.mapping(top["settings"], "settings", SETTINGS).items():
+                settings[key] = self.value(node, f"settings.{key}", SETTINGS[key])
+                if key not in EMULATED_SETTINGS:
+                    self.not_emulated.append(f"settings.{key}")
+        rulesets = {s: tuple(self.rules(top[s], s)) if s in top else () for s in RULESETS}
+        return Zone(
+            self.name,
+            plan,
+            settings,
+            rulesets["configuration_rules"],
+            rulesets["cache_rules"],
+            rulesets["compression_rules"],
+            tuple(self.not_emulated),
+        )
+
+    def rules(self, node: yaml.Node, section: str) -> list[Rule]:
+        if isinstance(node, yaml.ScalarNode) and node.value in ("", "null", "~"):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, section, "must be a list of rules")
+        return [self.rule(item, section, n) for n, item in enumerate(node.value, 1)]
+
+    def rule(self, node: yaml.Node, section: str, position: int) -> Rule:
+        where = f"{section}[{position}]"
+        keys = self.mapping(node, where, RULE_KEYS)
+        values = {
+            k: self.value(v, f"{where}.{k}", RULE_KEYS[k])
+            for k, v in keys.items()
+            if RULE_KEYS[k] != MAP
+        }
+        phase_name, action = RULESETS[section]
+        if "action" in values and values["action"] != action:
+            raise self.fail(
+                keys["action"],
+                f"{where}.action",
+                f"must be {action!r} in {section} (phase {phase_name})",
+            )
+        if "expression" not in keys:
+            raise self.fail(
+                node, f"{where}.expression", "missing; write `true` to match everything"
+            )
+        phase = Phase.RESPONSE if section == "compression_rules" else Phase.REQUEST
+        expression = self.expression(keys["expression"], f"{where}.expression", phase)
+        if "action_parameters" not in keys:
+            raise self.fail(node, f"{where}.action_parameters", "missing")
+        params = self.action_parameters(
+            keys["action_parameters"], section, f"{where}.action_parameters"
+        )
+        return Rule(
+            section,
+            position,
+            values.get("description", ""),
+            expression,
+            values.get("enabled", True),
+            params,
+            node.start_mark.line + 1,
+        )
+
+    def expression(self, node: yaml.Node, key: str, phase: Phase):
+        source = self.value(node, key, STR)
+        try:
+            return compile_expression(source, phase)
+        except ExpressionError as e:
+            line, column = _source_position(node, e.line, e.column)
+            raise RulesFileError(
+                f"{self.name}:{line}:{column}: {key}: invalid expression: {e}"
+            ) from None
+
+    def action_parameters(self, node: yaml.Node, section: str, where: str) -> dict[str, Any]:
+        if section == "compression_rules":
+            keys = self.mapping(node, where, {"algorithms": LIST})
+            if "algorithms" not in keys:
+                raise self.fail(node, f"{where}.algorithms", "missing; e.g. [{name: gzip}]")
+            return {"algorithms": self.algorithms(keys["algorithms"], f"{where}.algorithms")}
+        schema, emulated = (
+            (CACHE_PARAMETERS, EMULATED_CACHE_PARAMETERS)
+            if section == "cache_rules"
+            else (CONFIG_PARAMETERS, EMULATED_CONFIG_PARAMETERS)
+        )
+        params = {}
+        for key, value in self.mapping(node, where, schema).items():
+            params[key] = self.value(value, f"{where}.{key}", schema[key])
+            if key not in emulated:
+                self.not_emulated.append(f"{where}.{key}")
+        return params
+
+    def algorithms(self, node: yaml.Node, where: str) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, where, "must be a non-empty list such as [{name: gzip}]")
+        names = []
+        allowed = (*ALGORITHM_CODINGS, *ALGORITHM_KEYWORDS)
+        for n, item in enumerate(node.value, 1):
+            key = f"{where}[{n}]"
+            name_node = self.mapping(item, key, {"name": STR}).get("name")
+            if name_node is None:
+                raise self.fail(item, f"{key}.name", "missing")
+            name = self.value(name_node, f"{key}.name", allowed)
+            if names and names[-1] in ALGORITHM_KEYWORDS:
+                raise self.fail(
+                    item,
+                    key,
+                    f"`{names[-1]}` must be the last algorithm "
+                    "(none, auto and default end the list, facts 1.1.4)",
+                )
+            if name in names:
+                raise self.fail(item, key, f"`{name}` is listed twice")
+            names.append(name)
+        return tuple(names)
+
+    # -- scalars and mappings --
+
+    def mapping(self, node: yaml.Node, where: str, allowed) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, where, "must be a mapping of keys to values")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            full = key if where == "(top level)" else f"{where}.{key}"
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = (
+                    f"; did you mean `{close[0]}`?" if close else f"; allowed: {', '.join(allowed)}"
+                )
+                raise self.fail(key_node, full, "unknown key" + hint)
+            if key in out:
+                raise self.fail(key_node, full, "duplicate key")
+            out[key] = value_node
+        return out
+
+    def value(self, node: yaml.Node, key: str, kind: Any) -> Any:
+        if kind == MAP:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.fail(node, key, "must be a mapping")
+            return _construct(node)
+        if kind == LIST:
+            if not isinstance(node, yaml.SequenceNode):
+                raise self.fail(node, key, "must be a list")
+            return _construct(node)
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, f"must be a {kind if isinstance(kind, str) else 'string'}")
+        value = _construct(node)
+        if kind == BOOL:
+            if not isinstance(value, bool):
+                raise self.fail(node, key, f"must be on/off or true/false, not {node.value!r}")
+            return value
+        if kind == INT:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise self.fail(node, key, f"must be an integer, not {node.value!r}")
+            return value
+        if kind == STR:
+            if node.tag != "tag:yaml.org,2002:str":
+                raise self.fail(node, key, f"must be a string, not {node.value!r}")
+            return value
+        # a tuple of allowed strings; YAML reads a bare `off` as false
+        text = "off" if value is False else "on" if value is True else str(value)
+        if text not in kind:
+            close = difflib.get_close_matches(text, kind, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise self.fail(node, key, f"must be one of {', '.join(kind)}, not {text!r}{hint}")
+        return text
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+def _source_position(node: yaml.Node, line: int, column: int) -> tuple[int, int]:
+    """Map a position inside an expression string to the YAML file (plain, quoted or block)."""
+    mark = node.start_mark
+    if node.style in ("|", ">"):
+        return mark.line + 1 + line, column + _block_indent(node)
+    if line == 1:
+        quote = 1 if node.style in ("'", '"') else 0
+        return mark.line + 1, mark.column + 1 + quote + column - 1
+    return mark.line + line, column
+
+
+def _block_indent(node: yaml.Node) -> int:
+    lines = node.end_mark.buffer.splitlines() if node.end_mark.buffer else []
+    first = node.start_mark.line + 1
+    if first < len(lines):
+        text = lines[first]
+        return len(text) - len(text.lstrip(" "))
+    return 0

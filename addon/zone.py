@@ -1,0 +1,80 @@
+"""A zone as the rules file describes it: plan, zone settings and three rulesets.
+
+Names follow Cloudflare's API: zone setting ids, phases, actions, action_parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from addon.rules import Expression
+from addon.rules import FieldValues
+
+# section in rules.yaml -> (Cloudflare phase, action)
+RULESETS = {
+    "configuration_rules": ("http_config_settings", "set_config"),
+    "cache_rules": ("http_request_cache_settings", "set_cache_settings"),
+    "compression_rules": ("http_response_compression", "compress_response"),
+}
+
+# Zone settings this version acts on; the rest are accepted and reported as not emulated.
+EMULATED_SETTINGS = {"brotli"}
+EMULATED_CACHE_PARAMETERS = {"respect_strong_etags"}
+EMULATED_CONFIG_PARAMETERS: set[str] = set()
+
+# facts 2.2.3: Respect Strong ETags turns these features off.
+DISABLED_BY_RESPECT_STRONG_ETAGS = (
+    "rocket_loader", "email_obfuscation", "automatic_https_rewrites", "mirage",
+)  # fmt: skip
+
+# HTML-rewriting features that remove ETags from HTML (facts 2.2.4, 2.3 step 2); emulated
+# by a later phase, named here so the log can say what real Cloudflare would also do.
+HTML_FEATURES = {
+    "email_obfuscation": "Email Obfuscation",
+    "automatic_https_rewrites": "Automatic HTTPS Rewrites",
+    "rocket_loader": "Rocket Loader",
+    "mirage": "Mirage",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    section: str  # configuration_rules | cache_rules | compression_rules
+    position: int  # 1-based within its section
+    description: str
+    expression: Expression
+    enabled: bool
+    action_parameters: dict[str, Any]
+    line: int
+
+    @property
+    def label(self) -> str:
+        where = f"{self.section}[{self.position}]"
+        return f'{where} "{self.description}"' if self.description else where
+
+
+@dataclass(frozen=True)
+class Zone:
+    path: str
+    plan: str
+    settings: dict[str, Any]  # zone setting id -> bool or str
+    configuration_rules: tuple[Rule, ...]
+    cache_rules: tuple[Rule, ...]
+    compression_rules: tuple[Rule, ...]
+    not_emulated: tuple[str, ...]  # keys accepted but not acted on (reported once)
+
+    def matching(self, section: str, env: FieldValues) -> list[Rule]:
+        """Enabled rules of a section whose expression matches, in file order."""
+        return [r for r in getattr(self, section) if r.enabled and r.expression.matches(env)]
+
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "brotli": True,
+    "email_obfuscation": True,
+    "automatic_https_rewrites": True,
+    "rocket_loader": False,
+    "mirage": False,
+    "polish": "off",
+    "fonts": False,
+}
