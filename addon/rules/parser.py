@@ -290,7 +290,9 @@ class _Parser:
         if not m:
             self.unexpected("expected a value: a quoted string, a number, an IP address or a set")
         text = m.group(0)
-        if _IDENT.fullmatch(text) or self.s.startswith("(", m.end()):
+        if text not in ("true", "false") and (
+            _IDENT.fullmatch(text) or self.s.startswith("(", m.end())
+        ):
             return self.value()
         self.i = m.end()
         return Word(start, self.i, text)

@@ -1,0 +1,45 @@
+# make run   - start the edge proxy on 127.0.0.1:8080 with rules.yaml
+# make test  - lint and run every test
+# make bench - Rules-language evaluation benchmark
+# Both create .venv themselves with a Python >= 3.12 they find on this machine.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	@set -e; \
+	py=""; \
+	for cand in "$$PYTHON" python3.13 python3.12 \
+	    "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-version 2>/dev/null)/bin/python3" \
+	    $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null) python3; do \
+	  [ -n "$$cand" ] || continue; \
+	  if command -v "$$cand" >/dev/null 2>&1 && "$$cand" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    py="$$cand"; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "error: no Python >= 3.12 found (mitmproxy 12 needs it)." >&2; \
+	  echo "Install one (e.g. 'pyenv install 3.12') or run: make PYTHON=/path/to/python3.12 test" >&2; \
+	  exit 1; fi; \
+	echo "using $$py ($$("$$py" --version))"; \
+	rm -rf $(VENV); "$$py" -m venv $(VENV); \
+	$(PY) -m pip install -q --upgrade pip; \
+	$(PY) -m pip install -q -e '.[test]'; \
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/mitmdump --listen-host 127.0.0.1 -p 8080 -s addon/edge.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check addon tests
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) tests/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
