@@ -63,7 +63,8 @@ def generated() -> list[str]:
         out += [f'{f} eq "x"', f'{f} contains "x"', f'{f} matches "^x"',
                 f'{f} in {{"a" "b"}}', f"{f} eq 1", f'starts_with({f}, "x")']
     for op in ("eq", "ne", "lt", "le", "gt", "ge", "==", "!=", "<", "<=", ">", ">="):
-        out += [f"http.response.code {op} 200", f'http.host {op} "x"', f'http.response.code {op} "2"']
+        out += [f"http.response.code {op} 200", f'http.host {op} "x"',
+                f'http.response.code {op} "2"']
     for op in ("and", "or", "xor", "&&", "||", "^^", "AND", "Or", "XOR"):
         out.append(f'http.host eq "a" {op} ssl')
     return out

@@ -1,0 +1,54 @@
+"""Shared helpers: build a zone and run one exchange through the real pipeline."""
+
+from __future__ import annotations
+
+from addon import codings
+from addon import pipeline
+from addon.facts import RequestFacts
+from addon.facts import ResponseFacts
+from addon.facts import header
+from addon.rulesfile import parse_rules
+
+BODY = b"<p>Hello from the origin, hello from the origin, hello again!</p>\n" * 8
+
+RSE_ON = """
+cache_rules:
+  - description: strong etags everywhere
+    expression: "true"
+    action_parameters: {respect_strong_etags: true}
+"""
+
+
+def zone(extra: str = "", plan: str = "pro", brotli: str = "on"):
+    return parse_rules(f"plan: {plan}\nsettings:\n  brotli: {brotli}\n{extra}")
+
+
+def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
+             etag: str | None = '"foobar"', body: bytes = BODY, status: int = 200,
+             content_type: str = "text/html; charset=utf-8", method: str = "GET",
+             path: str = "/page.html", extra_headers=(), request_headers=()):
+    req_headers = [(b"Host", b"example.com")] + list(request_headers)
+    if accept is not None:
+        req_headers.append((b"Accept-Encoding", accept.encode()))
+    request = RequestFacts(method=method, target=path, headers=tuple(req_headers))
+    state = pipeline.on_request(z, request)
+    raw = codings.encode(body, origin) if origin in ("gzip", "br", "zstd") else body
+    headers = [(b"Content-Type", content_type.encode()), (b"Content-Length", str(len(raw)).encode())]
+    if origin != "identity":
+        headers.append((b"Content-Encoding", origin.encode()))
+    if etag is not None:
+        headers.append((b"ETag", etag.encode()))
+    headers += list(extra_headers)
+    response = ResponseFacts(status=status, headers=tuple(headers), body=raw)
+    plan = pipeline.on_response(z, state, response)
+    return state, response, plan
+
+
+def delivered(response: ResponseFacts, plan) -> tuple[str, str | None, bytes]:
+    """(content-encoding, etag, decoded body) the visitor ends up with."""
+    if plan.body is None:
+        enc = (header(response.headers, b"content-encoding") or b"identity").decode()
+        etag = header(response.headers, b"etag")
+        return enc, etag.decode() if etag else None, codings.decode(response.body, enc)
+    enc = plan.headers["content-encoding"] or "identity"
+    return enc, plan.headers["etag"], codings.decode(plan.body, enc)
