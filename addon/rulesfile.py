@@ -188,7 +188,8 @@ class _Loader:
         except ExpressionError as e:
             line, column = _source_position(node, e.line, e.column)
             raise RulesFileError(
-                f"{self.name}:{line}:{column}: {key}: invalid expression: {e}"
+                f"{self.name}:{line}:{column}: {key}: invalid expression: "
+                + str(e).replace("(line ", "(expression line ", 1)
             ) from None
 
     def action_parameters(self, node: yaml.Node, section: str, where: str) -> dict[str, Any]:

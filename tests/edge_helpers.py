@@ -33,7 +33,8 @@ def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
     request = RequestFacts(method=method, target=path, headers=tuple(req_headers))
     state = pipeline.on_request(z, request)
     raw = codings.encode(body, origin) if origin in ("gzip", "br", "zstd") else body
-    headers = [(b"Content-Type", content_type.encode()), (b"Content-Length", str(len(raw)).encode())]
+    headers = [(b"Content-Type", content_type.encode()),
+               (b"Content-Length", str(len(raw)).encode())]
     if origin != "identity":
         headers.append((b"Content-Encoding", origin.encode()))
     if etag is not None:

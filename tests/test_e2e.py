@@ -1,0 +1,226 @@
+"""End to end: a real mitmdump with the addon in front of a real origin on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from addon import codings
+
+ROOT = Path(__file__).resolve().parent.parent
+MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
+BODY = b"<p>The origin's page, long enough to be compressed by the edge.</p>\n" * 20
+
+RULES = """
+plan: pro
+settings: {brotli: on}
+cache_rules:
+  - description: strong etags for /rse/
+    expression: starts_with(http.request.uri.path, "/rse/")
+    action_parameters: {respect_strong_etags: true}
+"""
+
+
+class Origin(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self):  # noqa: N802
+        Origin.seen.append((self.path, self.headers.get("accept-encoding")))
+        coding = self.path.rstrip("/").rsplit("/", 1)[-1]  # /.../gzip, /.../br, /.../identity
+        body = codings.encode(BODY, coding) if coding in ("gzip", "br") else BODY
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("ETag", '"foobar"')
+        if coding in ("gzip", "br"):
+            self.send_header("Content-Encoding", coding)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def origin():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+class Proxy:
+    def __init__(self, tmp: Path, rules: str, *extra: str):
+        self.rules = tmp / "rules.yaml"
+        self.rules.write_text(rules)
+        self.log = tmp / "cf.jsonl"
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "no_proxy")}
+        self.proc = subprocess.Popen(
+            [MITMDUMP, "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp}",
+             "-s", str(ROOT / "addon" / "edge.py"), "--set", f"cf_rules={self.rules}",
+             "--set", f"cf_log={self.log}", "--set", "flow_detail=0", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp,
+        )
+        self.lines: list[str] = []
+        self.port = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for(r"proxy listening at 127\.0\.0\.1:(\d+)")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = re.search(pattern, line)
+                if m:
+                    if "listening" in pattern:
+                        self.port = int(m.group(1))
+                    return m
+            if self.proc.poll() is not None and not self.proc.stdout:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in mitmdump output:\n{''.join(self.lines)}")
+
+    def get(self, url: str, accept: str | None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.putrequest("GET", url, skip_accept_encoding=True)
+        if accept is not None:
+            conn.putheader("Accept-Encoding", accept)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        conn.close()
+        return resp.status, headers, body
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    p = Proxy(tmp_path_factory.mktemp("edge"), RULES)
+    yield p
+    p.stop()
+
+
+TABLE = [
+    # (respect strong etags, visitor, origin, served, etag)
+    (True, "gzip, br", "gzip", "gzip", '"foobar"'),
+    (True, "gzip, br", "br", "br", '"foobar"'),
+    (True, "br", "gzip", "identity", 'W/"foobar"'),
+    (True, "gzip", "br", "identity", 'W/"foobar"'),
+    (True, "gzip", "identity", "identity", '"foobar"'),
+    (False, "gzip, br", "gzip", "br", 'W/"foobar"'),
+    (False, "gzip, br", "br", "br", '"foobar"'),
+    (False, "br", "gzip", "br", 'W/"foobar"'),
+    (False, "gzip", "br", "gzip", 'W/"foobar"'),
+    (False, "gzip", "identity", "gzip", 'W/"foobar"'),
+]
+
+
+@pytest.mark.parametrize(("rse", "accept", "origin_coding", "served", "etag"), TABLE)
+def test_documented_table_rows_through_mitmdump(proxy, origin, rse, accept, origin_coding,
+                                                served, etag):
+    path = f"/{'rse' if rse else 'std'}/{accept.replace(', ', '-')}/{origin_coding}"
+    status, headers, body = proxy.get(f"http://127.0.0.1:{origin}{path}", accept)
+    assert status == 200
+    assert headers.get("content-encoding", "identity") == served
+    assert headers["etag"] == etag
+    assert codings.decode(body, served) == BODY  # byte for byte the origin's
+    changed = etag.startswith("W/")
+    if changed:
+        assert "content-length" not in headers and headers["transfer-encoding"] == "chunked"
+        assert headers["vary"] == "Accept-Encoding"
+    else:
+        assert headers["content-length"] == str(len(body)) and "vary" not in headers
+    seen = [ae for p, ae in Origin.seen if p == path][-1]
+    assert seen == (accept if rse else "br, gzip")
+    record = [r for r in proxy.records() if r["url"].endswith(path)][-1]
+    assert record["etag_action"] == ("weakened" if changed else "kept")
+    assert record["changed"] is changed
+    assert "row" in record["table_row"] and "documented" in record["reason"]
+
+
+def test_log_records_and_event_log(proxy, origin):
+    url = f"http://127.0.0.1:{origin}/std/log/gzip"
+    proxy.get(url, "br")
+    record = [r for r in proxy.records() if r["url"] == url][-1]
+    for key in ("ts", "method", "url", "status", "accept_encoding", "encoding_in", "encoding_out",
+                "etag_in", "etag_out", "etag_action", "changed", "reason", "rules"):
+        assert key in record
+    assert (record["method"], record["status"], record["accept_encoding"]) == ("GET", 200, "br")
+    assert (record["encoding_in"], record["encoding_out"]) == ("gzip", "br")
+    assert (record["etag_in"], record["etag_out"]) == ('"foobar"', 'W/"foobar"')
+    proxy.get(f"http://127.0.0.1:{origin}/rse/log/gzip", "gzip")
+    rse = proxy.records()[-1]
+    assert rse["rules"] == ['cache_rules[1] "strong etags for /rse/"'] and not rse["changed"]
+    proxy.wait_for(re.escape(f"cf_edge: GET {url} 200: gzip -> br, ETag weakened"))
+
+
+def test_reload_on_change_and_broken_edit_keeps_previous_rules(tmp_path, origin):
+    p = Proxy(tmp_path, RULES)
+    try:
+        url = f"http://127.0.0.1:{origin}/std/reload/identity"
+        assert p.get(url, "gzip, br")[1]["content-encoding"] == "br"
+        time.sleep(1.1)  # a new mtime
+        p.rules.write_text(RULES.replace("brotli: on", "brotli: off"))
+        p.wait_for(r"cf_edge: reloaded")
+        assert p.get(url, "gzip, br")[1]["content-encoding"] == "gzip"
+        time.sleep(1.1)
+        p.rules.write_text(RULES.replace("plan: pro", "plan: platinum"))
+        p.wait_for(r"rules file not reloaded, previous rules stay in force")
+        p.wait_for(r"plan: must be one of")
+        assert p.get(url, "gzip, br")[1]["content-encoding"] == "gzip"
+        assert p.proc.poll() is None
+    finally:
+        p.stop()
+
+
+def test_broken_rules_file_stops_startup_with_file_line_column_key(tmp_path):
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("plan: pro\ncache_rules:\n  - expression: ssl\n"
+                     "    action_parameters: {respect_strong_etag: true}\n")
+    proc = subprocess.run(
+        [MITMDUMP, "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp_path}",
+         "-s", str(ROOT / "addon" / "edge.py"), "--set", f"cf_rules={rules}"],
+        capture_output=True, text=True, timeout=30,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert f"{rules}:4:25: cache_rules[1].action_parameters.respect_strong_etag: unknown key" in out
+
+
+def test_bad_log_option_stops_startup(tmp_path):
+    proc = subprocess.run(
+        [MITMDUMP, "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp_path}",
+         "-s", str(ROOT / "addon" / "edge.py"), "--set", f"cf_log={tmp_path}/no/such/dir/x.jsonl"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode != 0
+    assert "cf_log: directory" in proc.stdout + proc.stderr
