@@ -39,7 +39,7 @@ test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) tests/bench.py
+	PYTHONPATH=. $(PY) tests/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
