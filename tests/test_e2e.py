@@ -224,3 +224,54 @@ def test_bad_log_option_stops_startup(tmp_path):
     )
     assert proc.returncode != 0
     assert "cf_log: directory" in proc.stdout + proc.stderr
+
+
+def _write_recording(path: Path) -> None:
+    from mitmproxy import http as mhttp
+    from mitmproxy import io
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow(resp=True)
+    flow.request.headers["accept-encoding"] = "gzip, br"
+    flow.response = mhttp.Response.make(
+        200, BODY, {"content-type": "text/css", "content-encoding": "gzip", "etag": '"v1"'})
+    with open(path, "wb") as f:
+        io.FlowWriter(f).add(flow)
+
+
+def _read_recording(path: Path):
+    from mitmproxy import io
+
+    with open(path, "rb") as f:
+        return list(io.FlowReader(f).stream())
+
+
+def test_recordings_are_converted_annotated_and_not_converted_twice(tmp_path):
+    recorded, out, again, log = (tmp_path / n for n in ("in.mitm", "out.mitm", "again.mitm",
+                                                         "report.jsonl"))
+    _write_recording(recorded)
+    base = [MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", str(ROOT / "addon" / "edge.py"),
+            "--set", f"cf_log={log}"]
+    subprocess.run([*base, "-r", str(recorded), "-w", str(out)], check=True, timeout=60,
+                   capture_output=True)
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (entry["encoding_in"], entry["encoding_out"], entry["etag_out"]) == (
+        "gzip", "br", 'W/"v1"')
+    [flow] = _read_recording(out)
+    assert flow.marked == ":cloud:" and "re-encoded as br" in flow.comment
+    assert flow.metadata["cf_edge"]["etag_action"] == "weakened"
+    assert flow.request.headers["accept-encoding"] == "gzip, br"  # recorded request untouched
+    assert codings.decode(flow.response.raw_content, "br") == BODY
+    subprocess.run([*base, "-r", str(out), "-w", str(again)], check=True, timeout=60,
+                   capture_output=True)
+    assert len(log.read_text().splitlines()) == 1  # already handled: skipped
+    [flow] = _read_recording(again)
+    assert flow.response.headers["etag"] == 'W/"v1"'
+
+
+def test_misspelled_option_is_reported(tmp_path):
+    p = Proxy(tmp_path, RULES, "--set", "cf_rulez=other.yaml")
+    try:
+        p.wait_for(r"unknown option\(s\) ignored: cf_rulez")
+    finally:
+        p.stop()
