@@ -6,7 +6,6 @@ The mitmproxy adapter builds these from a flow; tests build them directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field
 
 Headers = tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order
 
@@ -44,4 +43,3 @@ class ResponseFacts:
     headers: Headers = ()
     body: bytes | None = b""  # raw bytes as on the wire; None when not buffered
     streamed: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
