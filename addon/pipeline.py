@@ -131,7 +131,7 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         except codings.DecodeError as e:
             inputs = replace(inputs, decode_error=str(e))
         decision = decide(inputs)
-    notes = _html_feature_notes(state, media, response)
+    notes = _html_feature_notes(state, inputs)
     if not decision.changed:
         return ResponsePlan(decision, None, {}, False, tuple(rules), notes)
     assert identity is not None
@@ -152,13 +152,11 @@ def _vary_with_accept_encoding(vary: bytes | None) -> str:
     return f"{current}, Accept-Encoding" if current else "Accept-Encoding"
 
 
-def _html_feature_notes(
-    state: RequestState, media: str, response: ResponseFacts
-) -> tuple[str, ...]:
+def _html_feature_notes(state: RequestState, inputs: ResponseInputs) -> tuple[str, ...]:
     """Name HTML features that real Cloudflare would run here; a later phase emulates them."""
-    if media not in ("text/html", "application/xhtml+xml"):
+    if inputs.media_type not in ("text/html", "application/xhtml+xml"):
         return ()
-    if b"no-transform" in (header(response.headers, b"cache-control") or b"").lower():
+    if "no-transform" in inputs.cache_control.lower():
         return ()
     active = [label for key, label in HTML_FEATURES.items() if state.features.get(key)]
     if not active:
