@@ -17,10 +17,12 @@ from typing import IO
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
+from mitmproxy.utils import human
 
 from addon import pipeline
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
+from addon.facts import wire_text
 from addon.rulesfile import RulesFileError
 from addon.rulesfile import load_rules
 from addon.zone import Zone
@@ -31,7 +33,17 @@ DEFAULT_RULES = "rules.yaml"
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
 MARKER = ":cloud:"
 META = "cf_edge"
+OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog")
 RELOAD_INTERVAL = 1.0
+DEFAULT_DECODE_LIMIT = "256m"
+EVENTLOG_CHOICES = ("changes", "all", "off")
+# Re-code on the event loop when the origin's body is at most INLINE_RAW bytes and decodes
+# to at most INLINE_DECODED; anything larger goes to a worker thread (the codecs release
+# the GIL), so small responses never wait behind a big one and never pay for the hop.
+INLINE_RAW = 64 * 1024
+INLINE_DECODED = 256 * 1024
+
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 class CloudflareEdge:
@@ -42,6 +54,8 @@ class CloudflareEdge:
         self.log_file: IO[str] | None = None
         self.states: dict[str, pipeline.RequestState] = {}
         self.watcher: asyncio.Task | None = None
+        self.decode_limit = human.parse_size(DEFAULT_DECODE_LIMIT)
+        self.eventlog = "changes"
 
     # ---- lifecycle (all synchronous, see mitmproxy-notes 2.4) ----
 
@@ -54,6 +68,18 @@ class CloudflareEdge:
         loader.add_option(
             "cf_log", str, "",
             "Append one JSON Lines record per handled response to this file (empty: off).",
+        )  # fmt: skip
+        loader.add_option(
+            "cf_decode_limit", str, DEFAULT_DECODE_LIMIT,
+            "Largest decoded body the edge re-codes (e.g. 512k, 64m, 1g). A body that decodes "
+            "to more is passed through untouched and the reason logged, so a decompression "
+            "bomb cannot exhaust memory.",
+        )  # fmt: skip
+        loader.add_option(
+            "cf_eventlog", str, "changes",
+            "What goes to mitmproxy's event log: 'changes' (one line per converted response), "
+            "'all' (pass-throughs too, costs throughput) or 'off'.",
+            choices=EVENTLOG_CHOICES,
         )  # fmt: skip
 
     def configure(self, updated) -> None:
@@ -68,12 +94,28 @@ class CloudflareEdge:
             self._install(zone, path)
         if "cf_log" in updated:
             self._open_log(ctx.options.cf_log)
+        if "cf_decode_limit" in updated:
+            value = ctx.options.cf_decode_limit
+            try:
+                limit = human.parse_size(value)
+            except ValueError:
+                limit = None
+            if not limit or limit <= 0:
+                raise exceptions.OptionsError(
+                    f"cf_decode_limit: {value!r} is not a size such as 512k, 64m or 1g")
+            self.decode_limit = limit
+        if "cf_eventlog" in updated:
+            if ctx.options.cf_eventlog not in EVENTLOG_CHOICES:
+                raise exceptions.OptionsError(
+                    f"cf_eventlog: {ctx.options.cf_eventlog!r} is not one of "
+                    f"{', '.join(EVENTLOG_CHOICES)}")
+            self.eventlog = ctx.options.cf_eventlog
 
     def running(self) -> None:
         typos = sorted(k for k in ctx.options.deferred if k.startswith("cf_"))
         if typos:
-            logger.warning("unknown option(s) ignored: %s (known: cf_rules, cf_log)",
-                           ", ".join(typos))
+            logger.warning("unknown option(s) ignored: %s (known: %s)", ", ".join(typos),
+                           ", ".join(OPTIONS))
         if self.watcher is None:
             with contextlib.suppress(RuntimeError):  # no loop: nothing to watch
                 self.watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -100,11 +142,10 @@ class CloudflareEdge:
                              flow.request.pretty_url)
             return
         self.states[flow.id] = state
-        if flow.live:  # a recorded request was already sent; do not rewrite history
-            if state.origin_accept_encoding is None:
-                flow.request.headers.pop("accept-encoding", None)
-            else:
-                flow.request.headers["accept-encoding"] = state.origin_accept_encoding
+        # A recorded request was already sent: do not rewrite history. With Respect Strong
+        # ETags on, the visitor's own header goes to the origin byte for byte.
+        if flow.live and not state.respect_strong_etags:
+            flow.request.headers["accept-encoding"] = state.origin_accept_encoding
 
     async def response(self, flow: http.HTTPFlow) -> None:
         state = self.states.pop(flow.id, None)
@@ -112,20 +153,28 @@ class CloudflareEdge:
         if state is None or zone is None or flow.response is None:
             return
         if flow.metadata.get(META, {}).get("handled"):
-            logger.debug("cf_edge: %s already handled in an earlier run", flow.request.pretty_url)
-            return
-        url = flow.request.pretty_url
+            return  # converted in an earlier run over this recording
         try:
             facts = response_facts(flow.response)
-            plan = await asyncio.to_thread(pipeline.on_response, zone, state, facts)
-            entry = pipeline.record(state, facts, plan, url)
+            plan = pipeline.on_response(zone, state, facts)  # decides; decodes nothing big
+            if plan.recode is not None:
+                assert facts.body is not None
+                plan = await self._recode(plan, facts.body)
+            entry = pipeline.record(state, facts, plan, flow.request.pretty_url)
         except Exception as e:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
-                           url, e, exc_info=True)
+                           wire_text(flow.request.pretty_url), e, exc_info=True)
             return
         apply_plan(flow, plan)  # everything computed: only now touch the flow
         annotate(flow, plan, entry)
         self._log(entry, plan)
+
+    async def _recode(self, plan: pipeline.ResponsePlan, raw: bytes) -> pipeline.ResponsePlan:
+        if len(raw) <= INLINE_RAW:
+            done = pipeline.recode(plan, raw, self.decode_limit, budget=INLINE_DECODED)
+            if done is not None:
+                return done
+        return await asyncio.to_thread(pipeline.recode, plan, raw, self.decode_limit)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self.states.pop(flow.id, None)
@@ -154,22 +203,25 @@ class CloudflareEdge:
         if not path.parent.is_dir():
             raise exceptions.OptionsError(f"cf_log: directory {path.parent} does not exist")
         try:
-            self.log_file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            # line-buffered: each record is on disk as it happens
+            self.log_file = open(path, "a", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                                 buffering=1)
         except OSError as e:
             raise exceptions.OptionsError(f"cf_log: cannot open {value}: {e.strerror}") from e
 
     def _log(self, entry: dict, plan: pipeline.ResponsePlan) -> None:
         if self.log_file is not None:
             try:
-                self.log_file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            except OSError as e:
+                self.log_file.write(_JSON.encode(entry) + "\n")
+            except (OSError, ValueError) as e:
                 logger.warning("cf_edge: cannot write %s: %s", ctx.options.cf_log, e)
         d = plan.decision
-        line = (f"cf_edge: {entry['method']} {entry['url']} {entry['status']}: "
-                f"{d.encoding_in} -> {d.encoding_out}, ETag {d.etag_action}: {d.reason}")
-        (logger.info if d.changed else logger.debug)(line)
+        if self.eventlog == "off" or (not d.changed and self.eventlog != "all"):
+            return  # a log record costs an event-loop round trip in mitmproxy
+        logger.info(f"cf_edge: {entry['method']} {entry['url']} {entry['status']}: "
+                    f"{d.encoding_in} -> {d.encoding_out}, ETag {d.etag_action}: {d.reason}")
         for note in plan.notes:
-            logger.debug("cf_edge: %s: %s", entry["url"], note)
+            logger.info("cf_edge: %s: %s", entry["url"], note)
 
     async def _watch(self) -> None:
         """Reload the rules file when it changes; a broken edit keeps the previous rules."""
@@ -217,24 +269,23 @@ def response_facts(resp: http.Response) -> ResponseFacts:
 
 def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
     resp = flow.response
-    assert resp is not None
+    assert resp is not None and plan.recode is None
     if plan.body is None:
         return
     resp.raw_content = plan.body
-    for name, value in plan.headers.items():
+    for name, value in plan.headers.items():  # bytes in, bytes out: nothing re-encoded
         if value is None:
             resp.headers.pop(name, None)
         else:
             resp.headers[name] = value
     if plan.drop_content_length:
         if resp.http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
-            resp.headers["content-length"] = str(len(plan.body))
+            resp.headers[b"content-length"] = str(len(plan.body)).encode()
         else:
-            resp.headers.pop("content-length", None)
-            if resp.http_version == "HTTP/1.1" and "chunked" not in resp.headers.get(
-                "transfer-encoding", ""
-            ):
-                resp.headers["transfer-encoding"] = "chunked"
+            resp.headers.pop(b"content-length", None)
+            chunked = "chunked" in resp.headers.get("transfer-encoding", "").lower()
+            if resp.http_version == "HTTP/1.1" and not chunked:
+                resp.headers[b"transfer-encoding"] = b"chunked"
 
 
 def annotate(flow: http.HTTPFlow, plan: pipeline.ResponsePlan, entry: dict) -> None:

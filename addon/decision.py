@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 
 from addon import compression_policy as policy
 from addon import etag as etags
@@ -46,11 +47,14 @@ class ResponseInputs:
     status: int
     media_type: str
     content_encoding: tuple[str, ...]  # the origin's Content-Encoding values, as received
-    cache_control: str
+    cache_control: dict[str, str]  # the origin's directives
     etag: etags.ETag | None
     streamed: bool
-    identity_size: int | None  # length of the decoded body; None if it could not be decoded
+    # Length of the decoded body, counted up to SIZE_PROBE (all the decision compares it
+    # with); None when unknown: not decoded yet, or it could not be decoded.
+    identity_size: int | None
     decode_error: str = ""
+    partial: bool = False  # 206 or Content-Range: the body is a byte range of the encoding
     visitor: AcceptEncoding = field(default_factory=lambda: AcceptEncoding(None, {}))
     plan: str = "pro"
     brotli: bool = True
@@ -64,7 +68,7 @@ class Decision:
     encoding_out: str
     action: str  # pass | compress | decompress | transcode
     etag_action: str  # kept | weakened | removed | absent
-    etag_out: str | None
+    etag_out: bytes | None
     reason: str
     basis: str  # documented | modelled
     table_row: str = ""
@@ -85,8 +89,36 @@ def origin_coding(values: tuple[str, ...]) -> str | None:
     return None
 
 
+# The decision compares the decoded size only with these minimums (facts 0.4): one size
+# from each interval they cut stands for every size in it.
+SIZE_PROBE = max(policy.MIN_SIZE.values())
+_SIZE_CLASSES = (0, *sorted(set(policy.MIN_SIZE.values())))
+
+
 def decide(i: ResponseInputs) -> Decision:
     return _cite(_decide(i))
+
+
+def decide_without_body(i: ResponseInputs) -> Decision | None:
+    """The decision when it is the same pass-through whatever the decoded size; else None.
+
+    Then the origin's body is never decoded, not even to measure it.
+    """
+    early = precheck(i)
+    if early is not None:
+        return early
+    outcomes = [_decide(replace(i, identity_size=size)) for size in _SIZE_CLASSES]
+    if any(d.changed for d in outcomes):
+        return None
+    d = outcomes[-1]
+    if any(o.reason != d.reason for o in outcomes):
+        d = replace(d, reason=f"{d.reason} (the same at any body size, so it was not decoded)")
+    return _cite(d)
+
+
+def pass_through(i: ResponseInputs, reason: str, basis: str) -> Decision:
+    """A decision to leave the response as the origin sent it, for a reason found late."""
+    return _cite(_passthrough(i, reason, basis))
 
 
 def _cite(d: Decision) -> Decision:
@@ -128,7 +160,14 @@ def _early(i: ResponseInputs) -> Decision | None:
             "compressed (facts 0.5)",
             DOCUMENTED,
         )
-    if "no-transform" in i.cache_control.lower():
+    if i.partial:
+        return passthrough(
+            f"status {i.status} with a byte range of the origin's representation: a partial "
+            "body is never decoded or re-encoded, its Content-Range describes the origin's "
+            "bytes (facts 1.2.3, 1.8)",
+            DOCUMENTED,
+        )
+    if "no-transform" in i.cache_control:
         return passthrough(
             "the origin sent Cache-Control: no-transform, so the edge changes "
             "neither encoding nor ETag and keeps Content-Length (facts 0.6, 1.4.3)",
@@ -256,9 +295,10 @@ def _edge_choice(i: ResponseInputs, accepted: frozenset[str]) -> tuple[str | Non
                         f"its algorithms the visitor accepts (facts 0.11)"
                     )
             tried.append(name)
+        small = f" for a {size}-byte body" if size < SIZE_PROBE else ""
         return None, (
             f"compression rule {rule.label}: the visitor accepts none of "
-            f"{_list(tried)} for a {size}-byte body, so no compression (facts 1.1.5)"
+            f"{_list(tried)}{small}, so no compression (facts 1.1.5)"
         )
     return _default_choice(i, accepted, size)
 

@@ -1,4 +1,8 @@
-"""ETag grammar (RFC 9110 section 8.8.3) and the edge's ETag conversions (facts 0.1, 2.2, 2.3)."""
+"""ETag grammar (RFC 9110 section 8.8.3) and the edge's ETag conversions (facts 0.1, 2.2, 2.3).
+
+Values stay bytes from the origin to the visitor, so an ETag with obs-text (bytes 0x80-0xFF)
+goes out exactly as it came in, with `W/` prepended where the edge weakens it.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,25 @@ import re
 from dataclasses import dataclass
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE ; etagc = %x21 / %x23-7E / obs-text
-_ETAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
+_ETAG = re.compile(rb'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
 
 
 @dataclass(frozen=True)
 class ETag:
-    raw: str  # the header value(s) as received, joined with ", " when several
+    raw: bytes  # the header value(s) as received, joined with ", " when several
     kind: str  # "strong" | "weak" | "malformed"
     problem: str = ""  # why a malformed tag is malformed
 
     @property
-    def weakened(self) -> str:
-        return "W/" + self.raw if self.kind == "strong" else self.raw
+    def weakened(self) -> bytes:
+        return b"W/" + self.raw if self.kind == "strong" else self.raw
 
 
-def parse_etag(values: list[str]) -> ETag | None:
+def parse_etag(values: list[bytes]) -> ETag | None:
     """Classify the origin's ETag field(s); None when there is none."""
     if not values:
         return None
-    raw = ", ".join(values)
+    raw = b", ".join(values)
     if len(values) > 1:
         return ETag(raw, "malformed", f"{len(values)} ETag fields; a response carries one")
     value = values[0]
@@ -34,18 +38,18 @@ def parse_etag(values: list[str]) -> ETag | None:
     return ETag(raw, "malformed", _problem(value))
 
 
-def _problem(value: str) -> str:
-    if value.startswith(("w/", "W\\", 'W"')):
+def _problem(value: bytes) -> str:
+    if value.startswith((b"w/", b"W\\", b'W"')):
         return "weak prefix is not exactly W/"
-    inner = value[2:] if value.startswith("W/") else value
-    if not inner.startswith('"') and not inner.endswith('"'):
+    inner = value[2:] if value.startswith(b"W/") else value
+    if not inner.startswith(b'"') and not inner.endswith(b'"'):
         return "not double-quoted"
-    if not (inner.startswith('"') and inner.endswith('"') and len(inner) >= 2):
+    if not (inner.startswith(b'"') and inner.endswith(b'"') and len(inner) >= 2):
         return "unbalanced double quote"
     return "contains a character not allowed in an entity tag (space, control or quote)"
 
 
-def transform(etag: ETag | None) -> tuple[str, str | None]:
+def transform(etag: ETag | None) -> tuple[str, bytes | None]:
     """The edge changed the body: strong -> weak, weak kept, malformed removed.
 
     Returns (action, new header value or None to remove it).

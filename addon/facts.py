@@ -43,3 +43,16 @@ class ResponseFacts:
     headers: Headers = ()
     body: bytes | None = b""  # raw bytes as on the wire; None when not buffered
     streamed: bool = False
+
+
+def wire_text(value: bytes | str) -> str:
+    """Bytes from the wire as log text: UTF-8 where it is valid, `\\xHH` for any other byte.
+
+    A str that came from bytes through surrogateescape (mitmproxy's request target, method
+    and host) is turned back into those bytes first, so nothing JSON cannot carry remains.
+    """
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        value = value.encode("utf-8", "surrogateescape")
+    return value.decode("utf-8", "backslashreplace")

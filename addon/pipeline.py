@@ -18,19 +18,25 @@ from typing import Any
 from addon import codings
 from addon.accept_encoding import IDENTITY
 from addon.accept_encoding import parse_accept_encoding
+from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
+from addon.decision import MODELLED
+from addon.decision import SIZE_PROBE
 from addon.decision import CompressionRule
 from addon.decision import Decision
 from addon.decision import ResponseInputs
 from addon.decision import decide
+from addon.decision import decide_without_body
 from addon.decision import origin_coding
-from addon.decision import precheck
+from addon.decision import pass_through
 from addon.etag import parse_etag
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import header
 from addon.facts import header_values
+from addon.facts import wire_text
 from addon.rules import FieldValues
+from addon.rules.fields import media_type
 from addon.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
 from addon.zone import HTML_FEATURES
 from addon.zone import Zone
@@ -42,10 +48,20 @@ class RequestState:
 
     request: RequestFacts
     visitor_accept_encoding: str | None
-    origin_accept_encoding: str | None  # what the origin is sent; None removes the header
+    # What the origin is sent (None: no header). With Respect Strong ETags on, the
+    # visitor's own header goes out untouched and this is its text, for the log.
+    origin_accept_encoding: str | None
     respect_strong_etags: bool
     features: dict[str, Any]  # zone settings after configuration rules
     rules: tuple[str, ...] = ()  # labels of the rules that matched, in phase order
+
+
+@dataclass(frozen=True)
+class Recode:
+    """The body must be decoded from `source` and encoded as `target` (CPU-bound)."""
+
+    source: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -53,11 +69,13 @@ class ResponsePlan:
     """The decision and everything needed to apply it to a response."""
 
     decision: Decision
-    body: bytes | None  # new raw body, or None to keep the origin's
-    headers: dict[str, str | None]  # header -> new value; None deletes it
+    inputs: ResponseInputs
+    recode: Recode | None  # set until the body has been re-coded (see recode())
+    headers: dict[bytes, bytes | None]  # header -> new value (exact bytes); None deletes it
     drop_content_length: bool
     rules: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    body: bytes | None = None  # the new raw body, once re-coded; None keeps the origin's
 
 
 # ---- request phases -------------------------------------------------------------------------
@@ -81,7 +99,7 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
         for name in DISABLED_BY_RESPECT_STRONG_ETAGS:  # facts 2.2.3
             features[name] = False
     visitor = header(request.headers, b"accept-encoding")
-    visitor_ae = visitor.decode("latin-1") if visitor is not None else None
+    visitor_ae = wire_text(visitor) if visitor is not None else None
     # facts 1.3.1 / 1.3.3: overwritten unless Respect Strong ETags forwards the visitor's
     origin_ae = visitor_ae if rse else ORIGIN_ACCEPT_ENCODING
     return RequestState(request, visitor_ae, origin_ae, rse, features, tuple(matched))
@@ -91,72 +109,114 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
 
 
 def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> ResponsePlan:
-    """Decide, then re-encode the body if needed. CPU-bound: run it off the event loop."""
+    """Decide what the visitor gets. Cheap: the body is not decoded here, except at most
+    SIZE_PROBE bytes of it when the decision depends on the size."""
     env = FieldValues(state.request, response)
-    rules = list(state.rules)
+    rules = state.rules
     # http_response_compression: compress_response, last match wins (facts 0.11)
     compression = None
-    for rule in zone.matching("compression_rules", env):
-        compression = CompressionRule(rule.label, rule.action_parameters["algorithms"])
-    if compression:
-        rules.append(compression.label)
+    if zone.compression_rules:
+        for rule in zone.matching("compression_rules", env):
+            compression = CompressionRule(rule.label, rule.action_parameters["algorithms"])
+        if compression:
+            rules = (*rules, compression.label)
 
+    headers = response.headers
     content_encoding = tuple(
-        v.decode("latin-1").strip() for v in header_values(response.headers, b"content-encoding")
+        wire_text(v).strip() for v in header_values(headers, b"content-encoding")
     )
-    media = env["http.response.content_type.media_type"].decode("latin-1")
     inputs = ResponseInputs(
         method=state.request.method,
         status=response.status,
-        media_type=media,
+        media_type=media_type(header(headers, b"content-type")).decode("latin-1"),
         content_encoding=content_encoding,
-        cache_control=(header(response.headers, b"cache-control") or b"").decode("latin-1"),
-        etag=parse_etag([v.decode("latin-1") for v in header_values(response.headers, b"etag")]),
+        cache_control=parse_cache_control(header(headers, b"cache-control")),
+        etag=parse_etag(header_values(headers, b"etag")),
         streamed=response.streamed or response.body is None,
         identity_size=None,
+        partial=response.status == 206 or header(headers, b"content-range") is not None,
         visitor=parse_accept_encoding(state.visitor_accept_encoding),
         plan=zone.plan,
         brotli=bool(zone.settings.get("brotli", True)),
         respect_strong_etags=state.respect_strong_etags,
         compression_rule=compression,
     )
-    identity = None
-    decision = precheck(inputs)
+    decision = decide_without_body(inputs)
     if decision is None:
         src = origin_coding(content_encoding)
         assert src is not None and response.body is not None
         try:
-            identity = codings.decode(response.body, src)
-            inputs = replace(inputs, identity_size=len(identity))
+            size = (len(response.body) if src == IDENTITY
+                    else codings.decoded_size_at_least(response.body, src, SIZE_PROBE))
+            inputs = replace(inputs, identity_size=size)
         except codings.DecodeError as e:
             inputs = replace(inputs, decode_error=str(e))
         decision = decide(inputs)
     notes = _html_feature_notes(state, inputs)
     if not decision.changed:
-        return ResponsePlan(decision, None, {}, False, tuple(rules), notes)
-    assert identity is not None
-    new_body = codings.encode(identity, decision.encoding_out)
-    headers: dict[str, str | None] = {
-        "content-encoding": None if decision.encoding_out == IDENTITY else decision.encoding_out,
-        "etag": decision.etag_out,
-        "vary": _vary_with_accept_encoding(header(response.headers, b"vary")),
+        return ResponsePlan(decision, inputs, None, {}, False, rules, notes)
+    out = decision.encoding_out
+    new_headers: dict[bytes, bytes | None] = {
+        b"content-encoding": None if out == IDENTITY else out.encode(),
+        b"etag": decision.etag_out,
+        b"vary": _vary_with_accept_encoding(header(headers, b"vary")),
     }
-    return ResponsePlan(decision, new_body, headers, True, tuple(rules), notes)
+    recode = Recode(origin_coding(content_encoding) or IDENTITY, out)
+    return ResponsePlan(decision, inputs, recode, new_headers, True, rules, notes)
 
 
-def _vary_with_accept_encoding(vary: bytes | None) -> str:
-    current = vary.decode("latin-1") if vary else ""
-    names = [n.strip().lower() for n in current.split(",") if n.strip()]
-    if "accept-encoding" in names or "*" in names:
+def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
+           ) -> ResponsePlan | None:
+    """Re-code the body as planned. CPU-bound: the caller chooses the thread.
+
+    A body that fails to decode, or decodes to more than `limit` bytes, is passed through
+    untouched with the reason. With a `budget` smaller than `limit`, returns None once more
+    than `budget` bytes were decoded, for the caller to retry off the event loop.
+    """
+    assert plan.recode is not None
+    cap = limit if budget is None else min(budget, limit)
+    try:
+        body = codings.transcode(raw, plan.recode.source, plan.recode.target, cap)
+    except codings.TooLarge:
+        if cap < limit:
+            return None
+        reason = (f"the {plan.recode.source} body decodes to more than the decode limit "
+                  f"(cf_decode_limit, {human_size(limit)}), so decoding stopped there and the "
+                  "response was passed through untouched: the proxy's memory stays bounded")
+        return _passed_through(plan, reason)
+    except codings.DecodeError as e:
+        reason = (f"the origin's body could not be decoded ({e}); passed through untouched "
+                  "rather than guess")
+        return _passed_through(plan, reason)
+    return replace(plan, recode=None, body=body)
+
+
+def _passed_through(plan: ResponsePlan, reason: str) -> ResponsePlan:
+    decision = pass_through(plan.inputs, reason, MODELLED)
+    return ResponsePlan(decision, plan.inputs, None, {}, False, plan.rules, plan.notes)
+
+
+def human_size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+def _vary_with_accept_encoding(vary: bytes | None) -> bytes:
+    """The origin's Vary bytes with Accept-Encoding appended once."""
+    current = vary or b""
+    names = [n.strip().lower() for n in current.split(b",")]
+    if b"accept-encoding" in names or b"*" in names:
         return current
-    return f"{current}, Accept-Encoding" if current else "Accept-Encoding"
+    return current + b", Accept-Encoding" if current.strip() else b"Accept-Encoding"
 
 
 def _html_feature_notes(state: RequestState, inputs: ResponseInputs) -> tuple[str, ...]:
     """Name HTML features that real Cloudflare would run here; a later phase emulates them."""
     if inputs.media_type not in ("text/html", "application/xhtml+xml"):
         return ()
-    if "no-transform" in inputs.cache_control.lower():
+    if "no-transform" in inputs.cache_control:
         return ()
     active = [label for key, label in HTML_FEATURES.items() if state.features.get(key)]
     if not active:
@@ -170,24 +230,27 @@ def _html_feature_notes(state: RequestState, inputs: ResponseInputs) -> tuple[st
 # ---- the log record -------------------------------------------------------------------------
 
 
-def record(
-    state: RequestState, response: ResponseFacts, plan: ResponsePlan, url: str
-) -> dict[str, Any]:
-    """One JSON Lines record; also stored in flow.metadata (plain types only)."""
+def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan, url: str
+           ) -> dict[str, Any]:
+    """One JSON Lines record; also stored in flow.metadata (plain types only).
+
+    Header values are shown as they went on the wire (see facts.wire_text).
+    """
     d = plan.decision
     etag_in = header(response.headers, b"etag")
+    body_in = len(response.body or b"")
     return {
         "ts": round(time.time(), 3),
-        "method": state.request.method,
-        "url": url,
+        "method": wire_text(state.request.method),
+        "url": wire_text(url),
         "status": response.status,
         "accept_encoding": state.visitor_accept_encoding,
         "origin_accept_encoding": state.origin_accept_encoding,
         "encoding_in": d.encoding_in,
         "encoding_out": d.encoding_out,
         "action": d.action,
-        "etag_in": etag_in.decode("latin-1") if etag_in is not None else None,
-        "etag_out": d.etag_out,
+        "etag_in": wire_text(etag_in) if etag_in is not None else None,
+        "etag_out": wire_text(d.etag_out) if d.etag_out is not None else None,
         "etag_action": d.etag_action,
         "changed": d.changed,
         "reason": d.reason,
@@ -196,6 +259,6 @@ def record(
         "respect_strong_etags": state.respect_strong_etags,
         "rules": list(plan.rules),
         "notes": list(plan.notes),
-        "bytes_in": len(response.body or b""),
-        "bytes_out": len(plan.body) if plan.body is not None else len(response.body or b""),
+        "bytes_in": body_in,
+        "bytes_out": len(plan.body) if plan.body is not None else body_in,
     }

@@ -26,7 +26,8 @@ def zone(extra: str = "", plan: str = "pro", brotli: str = "on"):
 def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
              etag: str | None = '"foobar"', body: bytes = BODY, status: int = 200,
              content_type: str = "text/html; charset=utf-8", method: str = "GET",
-             path: str = "/page.html", extra_headers=(), request_headers=()):
+             path: str = "/page.html", extra_headers=(), request_headers=(),
+             limit: int = 1 << 30):
     req_headers = [(b"Host", b"example.com")] + list(request_headers)
     if accept is not None:
         req_headers.append((b"Accept-Encoding", accept.encode()))
@@ -42,6 +43,8 @@ def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
     headers += list(extra_headers)
     response = ResponseFacts(status=status, headers=tuple(headers), body=raw)
     plan = pipeline.on_response(z, state, response)
+    if plan.recode is not None:
+        plan = pipeline.recode(plan, raw, limit)
     return state, response, plan
 
 
@@ -51,5 +54,6 @@ def delivered(response: ResponseFacts, plan) -> tuple[str, str | None, bytes]:
         enc = (header(response.headers, b"content-encoding") or b"identity").decode()
         etag = header(response.headers, b"etag")
         return enc, etag.decode() if etag else None, codings.decode(response.body, enc)
-    enc = plan.headers["content-encoding"] or "identity"
-    return enc, plan.headers["etag"], codings.decode(plan.body, enc)
+    enc = (plan.headers[b"content-encoding"] or b"identity").decode()
+    etag = plan.headers[b"etag"]
+    return enc, etag.decode() if etag else None, codings.decode(plan.body, enc)
