@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Content-coding tokens the edge can produce or decode, in header spelling.
 GZIP, BROTLI, ZSTD, IDENTITY = "gzip", "br", "zstd", "identity"
@@ -27,6 +28,7 @@ class AcceptEncoding:
         return coding == IDENTITY
 
 
+@lru_cache(maxsize=1024)  # visitors send few distinct values; the result is never mutated
 def parse_accept_encoding(value: str | None) -> AcceptEncoding:
     """Parse the header; a missing header means identity only, as curl without flags gets."""
     qvalues: dict[str, float] = {}

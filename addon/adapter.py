@@ -51,7 +51,7 @@ class CloudflareEdge:
         self.zone: Zone | None = None
         self.rules_path: Path | None = None
         self.rules_mtime: float | None = None
-        self.log_file: IO[str] | None = None
+        self.log_file: IO[bytes] | None = None
         self.states: dict[str, pipeline.RequestState] = {}
         self.watcher: asyncio.Task | None = None
         self.decode_limit = human.parse_size(DEFAULT_DECODE_LIMIT)
@@ -160,7 +160,7 @@ class CloudflareEdge:
             if plan.recode is not None:
                 assert facts.body is not None
                 plan = await self._recode(plan, facts.body)
-            entry = pipeline.record(state, facts, plan, flow.request.pretty_url)
+            entry = pipeline.record(state, facts, plan)
         except Exception as e:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
                            wire_text(flow.request.pretty_url), e, exc_info=True)
@@ -203,16 +203,16 @@ class CloudflareEdge:
         if not path.parent.is_dir():
             raise exceptions.OptionsError(f"cf_log: directory {path.parent} does not exist")
         try:
-            # line-buffered: each record is on disk as it happens
-            self.log_file = open(path, "a", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                                 buffering=1)
+            # unbuffered: each record is one write, on disk as it happens
+            self.log_file = open(path, "ab", buffering=0)  # noqa: SIM115
         except OSError as e:
             raise exceptions.OptionsError(f"cf_log: cannot open {value}: {e.strerror}") from e
 
     def _log(self, entry: dict, plan: pipeline.ResponsePlan) -> None:
         if self.log_file is not None:
             try:
-                self.log_file.write(_JSON.encode(entry) + "\n")
+                line = _JSON.encode(entry) + "\n"
+                self.log_file.write(line.encode("utf-8", "backslashreplace"))
             except (OSError, ValueError) as e:
                 logger.warning("cf_edge: cannot write %s: %s", ctx.options.cf_log, e)
         d = plan.decision
@@ -247,13 +247,16 @@ class CloudflareEdge:
 def request_facts(flow: http.HTTPFlow) -> RequestFacts:
     req = flow.request
     peer = flow.client_conn.peername
+    fields = tuple(req.headers.fields)
+    # the host the visitor asked for (mitmproxy's host_header, without its lookups)
+    host = next((v for k, v in fields if k.lower() == b"host"), None) or req.data.authority
     return RequestFacts(
         method=req.method,
         scheme=req.scheme,
-        host=req.host_header or req.pretty_host,
+        host=host.decode("utf-8", "surrogateescape") if host else req.pretty_host,
         target=req.data.path.decode("utf-8", "surrogateescape"),
         http_version=req.http_version,
-        headers=tuple(req.headers.fields),
+        headers=fields,
         client_ip=peer[0] if peer else "",
     )
 

@@ -8,13 +8,14 @@ Every outcome carries a sentence saying why, and whether that is documented or m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field
 from dataclasses import replace
+from functools import lru_cache
+from typing import NamedTuple
 
 from addon import compression_policy as policy
 from addon import etag as etags
 from addon.accept_encoding import IDENTITY
-from addon.accept_encoding import AcceptEncoding
+from addon.accept_encoding import parse_accept_encoding
 
 DOCUMENTED, MODELLED = "documented", "modelled"
 
@@ -41,21 +42,23 @@ class CompressionRule:
     algorithms: tuple[str, ...]  # Cloudflare names: gzip, brotli, zstd, none, auto, default
 
 
-@dataclass(frozen=True)
-class ResponseInputs:
+class ResponseInputs(NamedTuple):
+    """Everything the decision depends on; a tuple, so hashing it for the cache is cheap."""
+
     method: str
     status: int
     media_type: str
     content_encoding: tuple[str, ...]  # the origin's Content-Encoding values, as received
-    cache_control: dict[str, str]  # the origin's directives
-    etag: etags.ETag | None
+    no_transform: bool  # the origin sent Cache-Control: no-transform
+    etag_kind: str | None  # strong | weak | malformed, None without an ETag
     streamed: bool
     # Length of the decoded body, counted up to SIZE_PROBE (all the decision compares it
     # with); None when unknown: not decoded yet, or it could not be decoded.
     identity_size: int | None
     decode_error: str = ""
+    etag_problem: str = ""  # why a malformed ETag is malformed
     partial: bool = False  # 206 or Content-Range: the body is a byte range of the encoding
-    visitor: AcceptEncoding = field(default_factory=lambda: AcceptEncoding(None, {}))
+    accepted: frozenset[str] = frozenset()  # which of gzip, br, zstd the visitor accepts
     plan: str = "pro"
     brotli: bool = True
     respect_strong_etags: bool = False
@@ -68,7 +71,7 @@ class Decision:
     encoding_out: str
     action: str  # pass | compress | decompress | transcode
     etag_action: str  # kept | weakened | removed | absent
-    etag_out: bytes | None
+    etag_out: bytes | None  # exactly the bytes the visitor gets
     reason: str
     basis: str  # documented | modelled
     table_row: str = ""
@@ -95,49 +98,77 @@ SIZE_PROBE = max(policy.MIN_SIZE.values())
 _SIZE_CLASSES = (0, *sorted(set(policy.MIN_SIZE.values())))
 
 
-def decide(i: ResponseInputs) -> Decision:
-    return _cite(_decide(i))
+# ResponseInputs hold no per-resource values (the ETag's bytes stay out, the size is
+# counted only up to SIZE_PROBE), so decisions repeat across responses and are cached.
+_CACHE = 4096
 
 
-def decide_without_body(i: ResponseInputs) -> Decision | None:
+@lru_cache(maxsize=1024)  # visitors send few distinct values
+def accepted_codings(accept_encoding: str | None) -> frozenset[str]:
+    """Which of the codings the edge makes the visitor accepts."""
+    visitor = parse_accept_encoding(accept_encoding)
+    return frozenset(c for c in ("gzip", "br", "zstd") if visitor.accepts(c))
+
+
+def decide(i: ResponseInputs, etag: etags.ETag | None) -> Decision:
+    return _with_etag(_decide_cached(i), etag)
+
+
+def decide_without_body(i: ResponseInputs, etag: etags.ETag | None) -> Decision | None:
     """The decision when it is the same pass-through whatever the decoded size; else None.
 
     Then the origin's body is never decoded, not even to measure it.
     """
-    early = precheck(i)
+    d = _without_body_cached(i)
+    return None if d is None else _with_etag(d, etag)
+
+
+def pass_through(i: ResponseInputs, etag: etags.ETag | None, reason: str, basis: str
+                 ) -> Decision:
+    """A decision to leave the response as the origin sent it, for a reason found late."""
+    return _with_etag(_cite(_passthrough(i, reason, basis)), etag)
+
+
+@lru_cache(maxsize=_CACHE)
+def _decide_cached(i: ResponseInputs) -> Decision:
+    return _cite(_early(i) or _decide(i, i.identity_size))
+
+
+@lru_cache(maxsize=_CACHE)
+def _without_body_cached(i: ResponseInputs) -> Decision | None:
+    early = _early(i)
     if early is not None:
-        return early
-    outcomes = [_decide(replace(i, identity_size=size)) for size in _SIZE_CLASSES]
-    if any(d.changed for d in outcomes):
-        return None
-    d = outcomes[-1]
+        return _cite(early)
+    outcomes = []
+    for size in reversed(_SIZE_CLASSES):  # the largest first: the usual transform
+        d = _decide(i, size)
+        if d.changed:
+            return None
+        outcomes.append(d)
+    d = outcomes[0]
     if any(o.reason != d.reason for o in outcomes):
         d = replace(d, reason=f"{d.reason} (the same at any body size, so it was not decoded)")
     return _cite(d)
 
 
-def pass_through(i: ResponseInputs, reason: str, basis: str) -> Decision:
-    """A decision to leave the response as the origin sent it, for a reason found late."""
-    return _cite(_passthrough(i, reason, basis))
+def _with_etag(d: Decision, etag: etags.ETag | None) -> Decision:
+    """The cached decision with this response's own ETag bytes."""
+    if etag is None:
+        return d
+    out = etag.raw if not d.changed else etags.transform(etag)[1]
+    return Decision(d.encoding_in, d.encoding_out, d.action, d.etag_action, out, d.reason,
+                    d.basis, d.table_row)
 
 
 def _cite(d: Decision) -> Decision:
     cite = f"{d.table_row}, documented" if d.table_row else d.basis
-    return Decision(**{**d.__dict__, "reason": f"{d.reason} [{cite}]"})
-
-
-def precheck(i: ResponseInputs) -> Decision | None:
-    """The pass-through cases that need no body: decided before anything is decoded."""
-    d = _early(i)
-    return None if d is None else _cite(d)
+    return replace(d, reason=f"{d.reason} [{cite}]")
 
 
 def _passthrough(i: ResponseInputs, reason: str, basis: str, row: str = "") -> Decision:
     enc_in = ", ".join(i.content_encoding) or IDENTITY
-    action = "kept" if i.etag else "absent"
-    return Decision(
-        enc_in, enc_in, "pass", action, i.etag.raw if i.etag else None, reason, basis, row
-    )
+    action = "kept" if i.etag_kind else "absent"
+    return Decision(enc_in, enc_in, "pass", action, None, reason, basis, row)
 
 
 def _early(i: ResponseInputs) -> Decision | None:
@@ -167,7 +198,7 @@ def _early(i: ResponseInputs) -> Decision | None:
             "bytes (facts 1.2.3, 1.8)",
             DOCUMENTED,
         )
-    if "no-transform" in i.cache_control:
+    if i.no_transform:
         return passthrough(
             "the origin sent Cache-Control: no-transform, so the edge changes "
             "neither encoding nor ETag and keeps Content-Length (facts 0.6, 1.4.3)",
@@ -183,10 +214,8 @@ def _early(i: ResponseInputs) -> Decision | None:
     return None
 
 
-def _decide(i: ResponseInputs) -> Decision:
-    early = _early(i)
-    if early is not None:
-        return early
+def _decide(i: ResponseInputs, size: int | None) -> Decision:
+    """The decision past the early pass-throughs, for a decoded body of `size` bytes."""
     enc_in = ", ".join(i.content_encoding) or IDENTITY
     src = origin_coding(i.content_encoding)
     assert src is not None
@@ -194,14 +223,14 @@ def _decide(i: ResponseInputs) -> Decision:
     def passthrough(reason: str, basis: str, row: str = "") -> Decision:
         return _passthrough(i, reason, basis, row)
 
-    if i.identity_size is None:
+    if size is None:
         return passthrough(
             f"the origin's {src} body could not be decoded ({i.decode_error}); "
             "passed through untouched rather than guess",
             MODELLED,
         )
 
-    accepted = frozenset(c for c in ("gzip", "br", "zstd") if i.visitor.accepts(c))
+    accepted = i.accepted
     row_no = _TABLE_ROWS.get((i.respect_strong_etags, accepted, src))
     rse = "on" if i.respect_strong_etags else "off"
     row = f"ETag table (Respect Strong ETags {rse}), row {row_no}" if row_no else ""
@@ -239,7 +268,7 @@ def _decide(i: ResponseInputs) -> Decision:
             row,
         )
 
-    wanted, why = _edge_choice(i, accepted)
+    wanted, why = _edge_choice(i, accepted, size)
     tabled = row and i.compression_rule is None and i.brotli and i.plan != "enterprise"
     basis = DOCUMENTED if tabled else MODELLED
     row = row if tabled else ""
@@ -270,11 +299,11 @@ def _decide(i: ResponseInputs) -> Decision:
     )
 
 
-def _edge_choice(i: ResponseInputs, accepted: frozenset[str]) -> tuple[str | None, str]:
+def _edge_choice(i: ResponseInputs, accepted: frozenset[str], size: int
+                 ) -> tuple[str | None, str]:
     """The coding the edge would serve this visitor, or None for no edge compression."""
     if i.status not in policy.COMPRESSIBLE_STATUSES:
         return None, f"status {i.status} is not compressed (only 200, 403 and 404, facts 0.5)"
-    size = i.identity_size or 0
     rule = i.compression_rule
     if rule is not None:
         tried: list[str] = []
@@ -337,17 +366,16 @@ def _default_choice(
 def _transform(
     i: ResponseInputs, enc_in: str, out: str, reason: str, basis: str, row: str
 ) -> Decision:
-    etag_action, etag_out = etags.transform(i.etag)
+    etag_action = etags.TRANSFORM_ACTIONS[i.etag_kind]
     etag_why = {
         "weakened": "the strong ETag was weakened because the body changed",
         "kept": "the weak ETag stays weak",
-        "removed": f"the malformed ETag was removed ({i.etag.problem if i.etag else ''}; "
-        "facts 0.1, 2.2.8)",
+        "removed": f"the malformed ETag was removed ({i.etag_problem}; facts 0.1, 2.2.8)",
         "absent": "there was no ETag",
     }[etag_action]
     src = origin_coding(i.content_encoding)
     action = "compress" if src == IDENTITY else "decompress" if out == IDENTITY else "transcode"
-    return Decision(enc_in, out, action, etag_action, etag_out, f"{reason}; {etag_why}", basis, row)
+    return Decision(enc_in, out, action, etag_action, None, f"{reason}; {etag_why}", basis, row)
 
 
 def _list(items) -> str:

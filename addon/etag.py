@@ -49,6 +49,10 @@ def _problem(value: bytes) -> str:
     return "contains a character not allowed in an entity tag (space, control or quote)"
 
 
+# What a change of the body does to an ETag of each kind (None: no ETag).
+TRANSFORM_ACTIONS = {"strong": "weakened", "weak": "kept", "malformed": "removed", None: "absent"}
+
+
 def transform(etag: ETag | None) -> tuple[str, bytes | None]:
     """The edge changed the body: strong -> weak, weak kept, malformed removed.
 

@@ -22,6 +22,14 @@ def header(headers: Headers, name: bytes) -> bytes | None:
     return b", ".join(values) if values else None
 
 
+def header_index(headers: Headers) -> dict[bytes, list[bytes]]:
+    """Lowercased name -> values in order: one pass when many headers are looked up."""
+    index: dict[bytes, list[bytes]] = {}
+    for k, v in headers:
+        index.setdefault(k.lower(), []).append(v)
+    return index
+
+
 @dataclass(frozen=True)
 class RequestFacts:
     """The request as the visitor sent it (before the edge changed anything)."""
@@ -33,6 +41,11 @@ class RequestFacts:
     http_version: str = "HTTP/1.1"
     headers: Headers = ()
     client_ip: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        """The URL the visitor asked for."""
+        return f"{self.scheme}://{self.host}{self.target}"
 
 
 @dataclass(frozen=True)

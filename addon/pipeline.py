@@ -17,7 +17,6 @@ from typing import Any
 
 from addon import codings
 from addon.accept_encoding import IDENTITY
-from addon.accept_encoding import parse_accept_encoding
 from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
 from addon.decision import MODELLED
@@ -25,15 +24,17 @@ from addon.decision import SIZE_PROBE
 from addon.decision import CompressionRule
 from addon.decision import Decision
 from addon.decision import ResponseInputs
+from addon.decision import accepted_codings
 from addon.decision import decide
 from addon.decision import decide_without_body
 from addon.decision import origin_coding
 from addon.decision import pass_through
+from addon.etag import ETag
 from addon.etag import parse_etag
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import header
-from addon.facts import header_values
+from addon.facts import header_index
 from addon.facts import wire_text
 from addon.rules import FieldValues
 from addon.rules.fields import media_type
@@ -70,6 +71,7 @@ class ResponsePlan:
 
     decision: Decision
     inputs: ResponseInputs
+    etag: ETag | None  # the origin's
     recode: Recode | None  # set until the body has been re-coded (see recode())
     headers: dict[bytes, bytes | None]  # header -> new value (exact bytes); None deletes it
     drop_content_length: bool
@@ -111,58 +113,65 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
 def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> ResponsePlan:
     """Decide what the visitor gets. Cheap: the body is not decoded here, except at most
     SIZE_PROBE bytes of it when the decision depends on the size."""
-    env = FieldValues(state.request, response)
     rules = state.rules
     # http_response_compression: compress_response, last match wins (facts 0.11)
     compression = None
     if zone.compression_rules:
+        env = FieldValues(state.request, response)
         for rule in zone.matching("compression_rules", env):
             compression = CompressionRule(rule.label, rule.action_parameters["algorithms"])
         if compression:
             rules = (*rules, compression.label)
 
-    headers = response.headers
-    content_encoding = tuple(
-        wire_text(v).strip() for v in header_values(headers, b"content-encoding")
-    )
+    index = header_index(response.headers)
+
+    def joined(name: bytes) -> bytes | None:
+        values = index.get(name)
+        return b", ".join(values) if values else None
+
+    content_encoding = tuple(wire_text(v).strip() for v in index.get(b"content-encoding", ()))
+    etag = parse_etag(index.get(b"etag", []))
+    body = response.body
+    src = origin_coding(content_encoding)
     inputs = ResponseInputs(
         method=state.request.method,
         status=response.status,
-        media_type=media_type(header(headers, b"content-type")).decode("latin-1"),
+        media_type=media_type(joined(b"content-type")).decode("latin-1"),
         content_encoding=content_encoding,
-        cache_control=parse_cache_control(header(headers, b"cache-control")),
-        etag=parse_etag(header_values(headers, b"etag")),
-        streamed=response.streamed or response.body is None,
-        identity_size=None,
-        partial=response.status == 206 or header(headers, b"content-range") is not None,
-        visitor=parse_accept_encoding(state.visitor_accept_encoding),
+        no_transform="no-transform" in parse_cache_control(joined(b"cache-control")),
+        etag_kind=etag.kind if etag else None,
+        etag_problem=etag.problem if etag else "",
+        streamed=response.streamed or body is None,
+        # an identity body's size is known without decoding anything
+        identity_size=min(len(body), SIZE_PROBE) if src == IDENTITY and body else None,
+        partial=response.status == 206 or b"content-range" in index,
+        accepted=accepted_codings(state.visitor_accept_encoding),
         plan=zone.plan,
         brotli=bool(zone.settings.get("brotli", True)),
         respect_strong_etags=state.respect_strong_etags,
         compression_rule=compression,
     )
-    decision = decide_without_body(inputs)
+    decision = None if inputs.identity_size is not None else decide_without_body(inputs, etag)
     if decision is None:
-        src = origin_coding(content_encoding)
-        assert src is not None and response.body is not None
-        try:
-            size = (len(response.body) if src == IDENTITY
-                    else codings.decoded_size_at_least(response.body, src, SIZE_PROBE))
-            inputs = replace(inputs, identity_size=size)
-        except codings.DecodeError as e:
-            inputs = replace(inputs, decode_error=str(e))
-        decision = decide(inputs)
+        if inputs.identity_size is None:
+            assert src is not None and body is not None
+            try:
+                size = codings.decoded_size_at_least(body, src, SIZE_PROBE)
+                inputs = inputs._replace(identity_size=size)
+            except codings.DecodeError as e:
+                inputs = inputs._replace(decode_error=str(e))
+        decision = decide(inputs, etag)
     notes = _html_feature_notes(state, inputs)
     if not decision.changed:
-        return ResponsePlan(decision, inputs, None, {}, False, rules, notes)
+        return ResponsePlan(decision, inputs, etag, None, {}, False, rules, notes)
     out = decision.encoding_out
     new_headers: dict[bytes, bytes | None] = {
         b"content-encoding": None if out == IDENTITY else out.encode(),
         b"etag": decision.etag_out,
-        b"vary": _vary_with_accept_encoding(header(headers, b"vary")),
+        b"vary": _vary_with_accept_encoding(joined(b"vary")),
     }
-    recode = Recode(origin_coding(content_encoding) or IDENTITY, out)
-    return ResponsePlan(decision, inputs, recode, new_headers, True, rules, notes)
+    recode = Recode(src or IDENTITY, out)
+    return ResponsePlan(decision, inputs, etag, recode, new_headers, True, rules, notes)
 
 
 def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
@@ -192,8 +201,8 @@ def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
 
 
 def _passed_through(plan: ResponsePlan, reason: str) -> ResponsePlan:
-    decision = pass_through(plan.inputs, reason, MODELLED)
-    return ResponsePlan(decision, plan.inputs, None, {}, False, plan.rules, plan.notes)
+    decision = pass_through(plan.inputs, plan.etag, reason, MODELLED)
+    return ResponsePlan(decision, plan.inputs, plan.etag, None, {}, False, plan.rules, plan.notes)
 
 
 def human_size(n: int) -> str:
@@ -216,7 +225,7 @@ def _html_feature_notes(state: RequestState, inputs: ResponseInputs) -> tuple[st
     """Name HTML features that real Cloudflare would run here; a later phase emulates them."""
     if inputs.media_type not in ("text/html", "application/xhtml+xml"):
         return ()
-    if "no-transform" in inputs.cache_control:
+    if inputs.no_transform:
         return ()
     active = [label for key, label in HTML_FEATURES.items() if state.features.get(key)]
     if not active:
@@ -230,8 +239,7 @@ def _html_feature_notes(state: RequestState, inputs: ResponseInputs) -> tuple[st
 # ---- the log record -------------------------------------------------------------------------
 
 
-def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan, url: str
-           ) -> dict[str, Any]:
+def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> dict[str, Any]:
     """One JSON Lines record; also stored in flow.metadata (plain types only).
 
     Header values are shown as they went on the wire (see facts.wire_text).
@@ -242,7 +250,7 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan, url
     return {
         "ts": round(time.time(), 3),
         "method": wire_text(state.request.method),
-        "url": wire_text(url),
+        "url": wire_text(state.request.url),
         "status": response.status,
         "accept_encoding": state.visitor_accept_encoding,
         "origin_accept_encoding": state.origin_accept_encoding,

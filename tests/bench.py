@@ -1,20 +1,332 @@
-"""`make bench`: Rules-language evaluation cost, as ratios against a baseline in this run.
+"""`make bench`: what the edge costs, as ratios against a baseline measured in the same run.
 
-Reports the median time to evaluate a typical 3-clause expression and a 50-rule file
-against one request, next to a baseline (a dict lookup and comparison, the floor for any
-field test in Python) measured the same way in the same process.
+Everything runs on loopback: a raw asyncio origin in its own process, mitmdump with and
+without the addon, an asyncio client. Prints one table and writes it as JSON
+(`bench-results.json`, or the path in $BENCH_OUT). See README, "Performance".
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
+import os
+import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import zlib
+from pathlib import Path
 
+import brotli
+
+from addon import codings
+from addon import pipeline
 from addon.facts import RequestFacts
+from addon.facts import ResponseFacts
 from addon.rules import FieldValues
 from addon.rules import Phase
 from addon.rules import compile_expression
 from addon.rulesfile import parse_rules
+from tests.loopback import Client
+from tests.loopback import Route
+from tests.loopback import response
+from tests.mitm import MITMDUMP
+from tests.mitm import ROOT
+from tests.mitm import Mitmdump
+
+RULES = (ROOT / "rules.yaml").read_text()
+MiB = 1 << 20
+VISITOR = [(b"Accept-Encoding", b"gzip, br")]
+ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+# mitmdump gets a CPU of its own; the origin and the client share the other, so that the
+# proxy, the thing measured, never waits for them.
+PROXY_CPUS = {0} if (os.cpu_count() or 1) >= 2 else None
+LOAD_CPUS = {1} if PROXY_CPUS else None
+
+
+def html(size: int) -> bytes:
+    """A page that compresses like real HTML (about 5:1), not like repeated text."""
+    out, n = [], 0
+    while n < size:
+        line = (f'<li class="item-{n % 97}"><a href="/p/{n * 7919 % 100003}">Item {n} of the '
+                f'list, {n * 31 % 1009} in stock</a></li>\n').encode()
+        out.append(line)
+        n += len(line)
+    return b"".join(out)[:size]
+
+
+def bomb_gzip(decoded: int) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(MiB)
+    return b"".join(c.compress(zeros) for _ in range(decoded // MiB)) + c.flush()
+
+
+def routes() -> dict[bytes, Route]:
+    """The origin's routes (built in the origin process)."""
+    css = brotli.compress(html(2048))  # already Brotli: the edge passes it through
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(2040)
+    page = html(16 * 1024)
+    big = html(20 * MiB)
+    fifty = html(50 * MiB)
+
+    def ok(ctype: bytes, body: bytes, enc: bytes | None = None) -> Route:
+        headers = [(b"Content-Type", ctype), (b"ETag", b'"v1"')]
+        if enc:
+            headers.append((b"Content-Encoding", enc))
+        return Route(response(200, headers, body))
+
+    return {
+        b"/style.css": ok(b"text/css", css, b"br"),
+        b"/logo.png": ok(b"image/png", png),
+        b"/page.html": ok(b"text/html", gzip.compress(page, 6), b"gzip"),
+        b"/big.html": ok(b"text/html", gzip.compress(big, 6), b"gzip"),
+        b"/fifty.html": ok(b"text/html", fifty),
+        b"/fifty.html.gz": ok(b"text/html", gzip.compress(fifty, 1), b"gzip"),
+        b"/bomb.html": ok(b"text/html", bomb_gzip(1024 * MiB), b"gzip"),
+    }
+
+
+class OriginProcess:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "loopback.py"), "serve", "tests.bench:routes"],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if LOAD_CPUS:
+            os.sched_setaffinity(self.proc.pid, LOAD_CPUS)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ---- measurements ---------------------------------------------------------------------------
+
+
+async def _throughput(port: int, targets: list[bytes], conns: int, seconds: float) -> float:
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def worker(k: int) -> None:
+        nonlocal done
+        c = await Client.connect(port)
+        i = k
+        while time.monotonic() < stop:
+            r = await c.get(targets[i % len(targets)], VISITOR)
+            assert r.status == 200, r.status
+            done += 1
+            i += 1
+        await c.close()
+
+    t = time.monotonic()
+    await asyncio.gather(*(worker(k) for k in range(conns)))
+    return done / (time.monotonic() - t)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(tmp: Path, origin: int, targets: list[bytes]) -> dict:
+    """Requests per second through bare mitmdump and with the addon (cf_log on), 4 keep-alive
+    connections, in alternating rounds so that drift affects both alike.
+
+    Also the proxy's CPU time per request, from /proc: mitmdump's event loop runs on one
+    core, so its capacity is 1 / (CPU per request). That ratio is steadier than wall-clock
+    requests per second on a shared machine, where other tenants take cycles at random.
+    """
+    procs = {"bare": Mitmdump(tmp / "bare", None, reverse_to=origin, cpus=PROXY_CPUS),
+             "edge": Mitmdump(tmp / "edge", RULES, reverse_to=origin, cpus=PROXY_CPUS)}
+    rates: dict[str, list[float]] = {"bare": [], "edge": []}
+    cpu: dict[str, list[float]] = {"bare": [], "edge": []}
+    try:
+        for p in procs.values():  # warm-up
+            asyncio.run(_throughput(p.port, targets, 4, 1.0))
+        for _ in range(ROUNDS):
+            for name, p in procs.items():
+                before = _cpu_seconds(p.proc.pid)
+                rate = asyncio.run(_throughput(p.port, targets, 4, ROUND_SECONDS))
+                rates[name].append(rate)
+                cpu[name].append((_cpu_seconds(p.proc.pid) - before) / (rate * ROUND_SECONDS))
+        assert procs["edge"].records(), "the addon logged nothing"
+    finally:
+        for p in procs.values():
+            p.stop()
+    b, e = statistics.median(rates["bare"]), statistics.median(rates["edge"])
+    cb, ce = statistics.median(cpu["bare"]), statistics.median(cpu["edge"])
+    return {"bare_rps": round(b), "edge_rps": round(e), "ratio": round(e / b, 3),
+            "bare_cpu_us": round(cb * 1e6), "edge_cpu_us": round(ce * 1e6),
+            "cpu_ratio": round(cb / ce, 3)}
+
+
+def _best_of(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def transcode_cost(size: int) -> dict:
+    """The edge's gzip -> br re-code of an HTML page vs the same libraries called directly."""
+    page = html(size)
+    raw = gzip.compress(page, 6)
+    zone = parse_rules(RULES)
+    state = pipeline.on_request(zone, RequestFacts(headers=((b"Accept-Encoding", b"gzip, br"),)))
+    facts = ResponseFacts(200, ((b"Content-Type", b"text/html"), (b"Content-Encoding", b"gzip"),
+                                (b"ETag", b'"v1"')), raw)
+
+    def edge() -> bytes:
+        plan = pipeline.on_response(zone, state, facts)
+        plan = pipeline.recode(plan, raw, 1 << 40)
+        return plan.body
+
+    def direct() -> bytes:
+        return brotli.compress(zlib.decompress(raw, 31), quality=codings.BROTLI_QUALITY)
+
+    assert codings.decode(edge(), "br") == page
+    repeat = 20 if size < MiB else 5
+    d, e = _best_of(direct, repeat), _best_of(edge, repeat)
+    return {"direct_ms": round(d * 1000, 2), "edge_ms": round(e * 1000, 2),
+            "ratio": round(e / d, 3)}
+
+
+async def _latency_during_big(port: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    big_done = 0
+    stop = time.monotonic() + seconds
+
+    async def big() -> None:
+        nonlocal big_done
+        c = await Client.connect(port)
+        while time.monotonic() < stop:
+            r = await c.get(b"/big.html", VISITOR)
+            assert r.status == 200
+            big_done += 1
+        await c.close()
+
+    async def small() -> None:
+        c = await Client.connect(port)
+        await asyncio.sleep(0.2)
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            r = await c.get(b"/style.css", VISITOR)
+            assert r.status == 200
+            latencies.append(time.monotonic() - t)
+            await asyncio.sleep(0.01)
+        await c.close()
+
+    await asyncio.gather(big(), small())
+    assert big_done >= 1
+    return latencies
+
+
+def latency(tmp: Path, origin: int) -> dict:
+    """Small-request latency while a 20 MB gzip page is fetched over and over: with the addon
+    it is re-encoded as Brotli each time; bare mitmdump relays it."""
+    out = {}
+    for name, rules in (("bare", None), ("edge", RULES)):
+        with Mitmdump(tmp / f"lat-{name}", rules, reverse_to=origin, cpus=PROXY_CPUS) as p:
+            lat = sorted(asyncio.run(_latency_during_big(p.port, 4 * ROUND_SECONDS)))
+        out[name] = {"p50_ms": round(1000 * lat[len(lat) // 2], 1),
+                     "p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1), "n": len(lat)}
+    out["p95_ratio"] = round(out["edge"]["p95_ms"] / max(out["bare"]["p95_ms"], 0.1), 2)
+    return out
+
+
+def _status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def peak_memory(tmp: Path, origin: int, target: bytes, accept: bytes | None,
+                rules: str | None) -> int:
+    """Peak RSS of a fresh mitmdump above its idle RSS while serving one response."""
+    with Mitmdump(tmp / f"mem-{time.monotonic_ns()}", rules, reverse_to=origin, log=False) as p:
+        asyncio.run(_fetch(p.port, b"/style.css", accept))  # warm: imports, first flow
+        pid = p.proc.pid
+        idle = _status(pid, "VmRSS")
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
+        asyncio.run(_fetch(p.port, target, accept))
+        return _status(pid, "VmHWM") - idle
+
+
+async def _fetch(port: int, target: bytes, accept: bytes | None) -> None:
+    c = await Client.connect(port)
+    r = await c.get(target, [(b"Accept-Encoding", accept)] if accept else [])
+    assert r.status == 200, r.status
+    await c.close()
+
+
+def memory(tmp: Path, origin: int) -> dict:
+    out: dict = {}
+    for name, target, accept, body in (
+        ("50 MB HTML compressed to br", b"/fifty.html", b"gzip, br", 50 * MiB),
+        ("50 MB gzip HTML decoded to identity", b"/fifty.html.gz", None, 50 * MiB),
+    ):
+        bare = peak_memory(tmp, origin, target, accept, None)
+        edge = peak_memory(tmp, origin, target, accept, RULES)
+        out[name] = {"bare_mib": round(bare / MiB, 1), "edge_mib": round(edge / MiB, 1),
+                     "edge_x_body": round(edge / body, 2)}
+    bare = peak_memory(tmp, origin, b"/bomb.html", b"gzip, br", None)
+    out["1 MiB gzip bomb (1 GiB decoded), bare"] = {"bare_mib": round(bare / MiB, 1)}
+    for accept in (b"gzip, br", b"gzip", b"br", None):
+        edge = peak_memory(tmp, origin, b"/bomb.html", accept, RULES)
+        label = accept.decode() if accept else "no Accept-Encoding"
+        out[f"bomb, visitor {label}"] = {"edge_mib": round(edge / MiB, 1)}
+    return out
+
+
+def replay(tmp: Path, flows: int = 10_000) -> dict:
+    from mitmproxy import http
+    from mitmproxy import io as mio
+    from mitmproxy.test import tflow
+
+    path = tmp / "recording.mitm"
+    page = html(8 * 1024)
+    bodies = [
+        ({"content-type": "text/css", "content-encoding": "br"}, brotli.compress(page)),
+        ({"content-type": "image/png"}, b"\x89PNG" + os.urandom(2000)),
+        ({"content-type": "text/html", "content-encoding": "gzip"}, gzip.compress(page)),
+    ]
+    with open(path, "wb") as f:
+        w = mio.FlowWriter(f)
+        for i in range(flows):
+            flow = tflow.tflow(resp=True)
+            flow.request.path = f"/r/{i}"
+            flow.request.headers["accept-encoding"] = "gzip, br"
+            headers, body = bodies[i % len(bodies)]
+            flow.response = http.Response.make(200, b"", {**headers, "etag": f'"{i}"'})
+            flow.response.raw_content = body
+            w.add(flow)
+
+    def run(*extra: str) -> float:
+        t = time.perf_counter()
+        subprocess.run([MITMDUMP, "-n", "-q", "--set", f"confdir={tmp}", "-r", str(path),
+                        *extra], check=True, capture_output=True, timeout=600)
+        return time.perf_counter() - t
+
+    log = tmp / "replay.jsonl"
+    bare = min(run() for _ in range(2))
+    edge = min(run("-s", str(ROOT / "addon" / "edge.py"), "--set", f"cf_log={log}")
+               for _ in range(2))
+    assert len(log.read_text().splitlines()) == 2 * flows
+    return {"flows": flows, "bare_s": round(bare, 2), "edge_s": round(edge, 2),
+            "ratio": round(edge / bare, 3)}
+
+
+# ---- the Rules language ---------------------------------------------------------------------
 
 REQUEST = RequestFacts(
     method="GET", scheme="https", host="www.example.com", target="/static/js/app.min.js?v=3",
@@ -54,28 +366,119 @@ def fifty_rules() -> str:
     return "plan: pro\ncache_rules:\n" + "".join(rules)
 
 
-def main() -> None:
+def rules_language() -> dict:
     baseline_values = {"http.host": b"www.example.com"}
     baseline = median_ns(lambda: baseline_values["http.host"] == b"www.example.com")
-
     expr = compile_expression(THREE_CLAUSES, Phase.REQUEST)
     assert expr.matches(FieldValues(REQUEST))
     three = median_ns(lambda: expr.matches(FieldValues(REQUEST)))
-
     zone = parse_rules(fifty_rules(), "bench.yaml")
     assert len(zone.cache_rules) == 50
     fifty = median_ns(lambda: zone.matching("cache_rules", FieldValues(REQUEST)), repeat=500)
-
     t = time.perf_counter()
     parse_rules(fifty_rules(), "bench.yaml")
     load_ms = (time.perf_counter() - t) * 1000
+    return {"baseline_us": round(baseline / 1000, 3),
+            "three_clause_us": round(three / 1000, 2), "three_clause_x": round(three / baseline),
+            "fifty_rules_us": round(fifty / 1000, 1), "fifty_rules_x": round(fifty / baseline),
+            "compile_fifty_ms": round(load_ms, 1)}
 
-    print(f"baseline (dict lookup + compare)          {baseline / 1000:8.3f} us")
-    print(f"3-clause expression, one request          {three / 1000:8.3f} us"
-          f"  ({three / baseline:6.1f}x baseline)")
-    print(f"50-rule file, one request (all evaluated) {fifty / 1000:8.3f} us"
-          f"  ({fifty / baseline:6.1f}x baseline)")
-    print(f"compile the 50-rule file once             {load_ms:8.3f} ms")
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def table(r: dict) -> str:
+    rows = [("measure", "baseline", "with the addon", "ratio", "target")]
+    for key, label in (("passthrough", "pass-through, 2 KB br CSS + PNG (req/s)"),
+                       ("transcode", "transcode, 16 KB gzip HTML -> br (req/s)")):
+        t = r["throughput"][key]
+        rows.append((label, f"{t['bare_rps']}", f"{t['edge_rps']}", f"{t['ratio']:.3f}",
+                     ">= 0.93" if key == "passthrough" else "-"))
+    for size, t in r["transcode_cost"].items():
+        rows.append((f"re-code {size} HTML gzip -> br vs direct (ms)", f"{t['direct_ms']}",
+                     f"{t['edge_ms']}", f"{t['ratio']:.3f}", "<= 1.1"))
+    lat = r["latency"]
+    rows.append(("small-request p50 during 20 MB transcode (ms)", f"{lat['bare']['p50_ms']}",
+                 f"{lat['edge']['p50_ms']}", "", ""))
+    rows.append(("small-request p95 during 20 MB transcode (ms)", f"{lat['bare']['p95_ms']}",
+                 f"{lat['edge']['p95_ms']}", f"{lat['p95_ratio']}", "< 100 ms"))
+    for name, m in r["memory"].items():
+        if "edge_x_body" in m:
+            rows.append((f"peak memory above idle, {name} (MiB)", f"{m['bare_mib']}",
+                         f"{m['edge_mib']}", f"{m['edge_x_body']}x body", "<= 3x body"))
+        elif "bare_mib" in m:
+            rows.append((f"peak memory above idle, {name} (MiB)", f"{m['bare_mib']}", "", "",
+                         ""))
+        else:
+            rows.append((f"peak memory above idle, {name} (MiB)", "", f"{m['edge_mib']}", "",
+                         "<= 512"))
+    rp = r["replay"]
+    rows.append((f"replay {rp['flows']} flows with -nr (s)", f"{rp['bare_s']}", f"{rp['edge_s']}",
+                 f"{rp['ratio']:.3f}", "-"))
+    rl = r["rules_language"]
+    rows.append(("3-clause expression (us; baseline: dict lookup)", f"{rl['baseline_us']}",
+                 f"{rl['three_clause_us']}", f"{rl['three_clause_x']}x", "-"))
+    rows.append(("50-rule file, one request (us)", f"{rl['baseline_us']}",
+                 f"{rl['fifty_rules_us']}", f"{rl['fifty_rules_x']}x", "-"))
+    rows.append(("compile the 50-rule file (ms)", "", f"{rl['compile_fifty_ms']}", "", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+             for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])  # MemTotal
+    return (f"{cpu}, {os.cpu_count()} cores, {round(mem_kib / 1024 / 1024)} GiB, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+SECTIONS = ("throughput", "transcode_cost", "latency", "memory", "replay", "rules_language")
+
+
+def main() -> None:
+    if LOAD_CPUS:
+        os.sched_setaffinity(0, LOAD_CPUS)
+    only = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x] or SECTIONS
+    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    origin = OriginProcess()
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            if "throughput" in only:
+                results["throughput"] = {
+                    "passthrough": throughput(tmp / "pt", origin.port,
+                                              [b"/style.css", b"/logo.png"]),
+                    "transcode": throughput(tmp / "tc", origin.port, [b"/page.html"]),
+                }
+            if "transcode_cost" in only:
+                results["transcode_cost"] = {"100 KB": transcode_cost(100 * 1024),
+                                             "5 MB": transcode_cost(5 * MiB)}
+            if "latency" in only:
+                results["latency"] = latency(tmp, origin.port)
+            if "memory" in only:
+                results["memory"] = memory(tmp, origin.port)
+            if "replay" in only:
+                results["replay"] = replay(tmp)
+            if "rules_language" in only:
+                results["rules_language"] = rules_language()
+    finally:
+        origin.stop()
+    print(f"machine: {results['machine']}")
+    if set(SECTIONS) <= results.keys():
+        print(table(results))
+    else:
+        print(json.dumps(results, indent=2))
+    out = Path(os.environ.get("BENCH_OUT", ROOT / "bench-results.json"))
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

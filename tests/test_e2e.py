@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -17,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from addon import codings
+from tests.mitm import MITMDUMP
+from tests.mitm import ROOT
+from tests.mitm import Mitmdump
 
-ROOT = Path(__file__).resolve().parent.parent
-MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
 BODY = b"<p>The origin's page, long enough to be compressed by the edge.</p>\n" * 20
 
 RULES = """
@@ -63,40 +62,11 @@ def origin():
     server.server_close()
 
 
-class Proxy:
+class Proxy(Mitmdump):
+    """mitmdump as a regular proxy, with the addon, driven through http.client."""
+
     def __init__(self, tmp: Path, rules: str, *extra: str):
-        self.rules = tmp / "rules.yaml"
-        self.rules.write_text(rules)
-        self.log = tmp / "cf.jsonl"
-        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "no_proxy")}
-        self.proc = subprocess.Popen(
-            [MITMDUMP, "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp}",
-             "-s", str(ROOT / "addon" / "edge.py"), "--set", f"cf_rules={self.rules}",
-             "--set", f"cf_log={self.log}", "--set", "flow_detail=0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp,
-        )
-        self.lines: list[str] = []
-        self.port = 0
-        threading.Thread(target=self._read, daemon=True).start()
-        self.wait_for(r"proxy listening at 127\.0\.0\.1:(\d+)")
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = re.search(pattern, line)
-                if m:
-                    if "listening" in pattern:
-                        self.port = int(m.group(1))
-                    return m
-            if self.proc.poll() is not None and not self.proc.stdout:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in mitmdump output:\n{''.join(self.lines)}")
+        super().__init__(tmp, rules, *extra)
 
     def get(self, url: str, accept: str | None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -109,17 +79,6 @@ class Proxy:
         headers = {k.lower(): v for k, v in resp.getheaders()}
         conn.close()
         return resp.status, headers, body
-
-    def records(self) -> list[dict]:
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,94 @@
+"""A real mitmdump process for the end-to-end tests and `make bench`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
+EDGE = str(ROOT / "addon" / "edge.py")
+
+
+class Mitmdump:
+    """mitmdump on 127.0.0.1 with a free port and its own confdir.
+
+    With `rules`, the addon runs with that rules file and a JSON Lines log; without, it is
+    bare mitmdump. `reverse_to` puts it in reverse-proxy mode in front of that port;
+    `cpus` pins it to those CPUs.
+    """
+
+    def __init__(self, tmp: Path, rules: str | None, *extra: str, reverse_to: int | None = None,
+                 log: bool = True, cpus: set[int] | None = None):
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.rules = tmp / "rules.yaml"
+        self.log = tmp / "cf.jsonl"
+        args = [MITMDUMP, "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp}",
+                "--set", "flow_detail=0"]
+        if reverse_to is not None:
+            args += ["--mode", f"reverse:http://127.0.0.1:{reverse_to}",
+                     "--set", "keep_host_header=true"]
+        if rules is not None:
+            self.rules.write_text(rules)
+            args += ["-s", EDGE, "--set", f"cf_rules={self.rules}"]
+            if log:
+                args += ["--set", f"cf_log={self.log}"]
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "no_proxy")}
+        self.proc = subprocess.Popen([*args, *extra], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp,
+                                     errors="backslashreplace")
+        if cpus is not None:
+            os.sched_setaffinity(self.proc.pid, cpus)
+        self.lines: list[str] = []
+        self.port = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        self.port = int(self.wait_for(r"listening at 127\.0\.0\.1:(\d+)").group(1))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the reader thread catch up
+                for line in list(self.lines):
+                    if m := re.search(pattern, line):
+                        return m
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in mitmdump output:\n{''.join(self.lines)}")
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def records(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> Mitmdump:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
