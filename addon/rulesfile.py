@@ -253,18 +253,25 @@ class _Loader:
             out[key] = value_node
         return out
 
+    def construct(self, node: yaml.Node, key: str) -> Any:
+        try:
+            return _construct(node)
+        except yaml.YAMLError as e:  # e.g. a !!python/... tag, which SafeLoader refuses
+            problem = getattr(e, "problem", None) or str(e)
+            raise self.fail(node, key, f"invalid YAML value: {problem}") from None
+
     def value(self, node: yaml.Node, key: str, kind: Any) -> Any:
         if kind == MAP:
             if not isinstance(node, yaml.MappingNode):
                 raise self.fail(node, key, "must be a mapping")
-            return _construct(node)
+            return self.construct(node, key)
         if kind == LIST:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.fail(node, key, "must be a list")
-            return _construct(node)
+            return self.construct(node, key)
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, key, f"must be a {kind if isinstance(kind, str) else 'string'}")
-        value = _construct(node)
+        value = self.construct(node, key)
         if kind == BOOL:
             if not isinstance(value, bool):
                 raise self.fail(node, key, f"must be on/off or true/false, not {node.value!r}")
