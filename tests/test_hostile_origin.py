@@ -1,0 +1,188 @@
+"""A hostile origin, end to end: real mitmdump with the addon, raw bytes from a loopback origin.
+
+Every response is either converted correctly or passed through untouched, never
+half-modified, and every one is logged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+
+from addon import codings
+from addon.etag import parse_etag
+from tests.loopback import Client
+from tests.loopback import Origin
+from tests.loopback import Route
+from tests.loopback import response
+from tests.loopback import run
+from tests.mitm import Mitmdump
+
+PAGE = b"<p>A page from a hostile origin, long enough to be compressed.</p>\n" * 40
+HTML = (b"Content-Type", b"text/html; charset=utf-8")
+GZ = gzip.compress(PAGE)
+BR = codings.encode(PAGE, "br")
+BOMB = zlib.compressobj(9, zlib.DEFLATED, 31)
+BOMB = b"".join(BOMB.compress(bytes(1 << 20)) for _ in range(64)) + BOMB.flush()
+
+
+def ok(*headers: tuple[bytes, bytes], body: bytes = PAGE, status: int = 200, **kw) -> Route:
+    return Route(response(status, [*headers], body, **kw))
+
+
+CASES: dict[bytes, Route] = {
+    b"/truncated-gzip": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"t"'),
+                           body=GZ[:-30]),
+    b"/mislabelled-plain-as-gzip": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"m"')),
+    b"/mislabelled-br-as-gzip": ok(HTML, (b"Content-Encoding", b"gzip"), body=BR),
+    b"/trailing-garbage": ok(HTML, (b"Content-Encoding", b"gzip"), body=GZ + b"garbage"),
+    b"/multi-member-gzip": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"mm"'),
+                              body=gzip.compress(PAGE[:500]) + gzip.compress(PAGE[500:])),
+    b"/stacked-one-field": ok(HTML, (b"Content-Encoding", b"gzip, br"),
+                              body=codings.encode(GZ, "br")),
+    b"/stacked-two-fields": ok(HTML, (b"Content-Encoding", b"gzip"), (b"Content-Encoding", b"br"),
+                               body=codings.encode(GZ, "br")),
+    b"/unknown-coding": ok(HTML, (b"Content-Encoding", b"x-custom"), body=b"\x00\x01" * 100),
+    b"/deflate": ok(HTML, (b"Content-Encoding", b"deflate"), body=zlib.compress(PAGE)),
+    b"/zstd": ok(HTML, (b"Content-Encoding", b"zstd"), body=codings.encode(PAGE, "zstd")),
+    b"/bomb": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"bomb"'), body=BOMB),
+    b"/empty-gzip": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"e"'), body=b""),
+    b"/empty": ok(HTML, (b"ETag", b'"e"'), body=b""),
+    b"/partial": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"p"'),
+                    (b"Content-Range", b"bytes 0-%d/99999" % (len(GZ) - 1)), body=GZ, status=206),
+    b"/two-etags": ok(HTML, (b"ETag", b'"a"'), (b"ETag", b'"b"')),
+    b"/non-ascii": ok(HTML, (b"ETag", b'"caf\xe9"'), (b"Vary", b"X-Caf\xe9"),
+                      (b"X-Note", b"\xff\xfe raw")),
+    b"/utf8-etag": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"caf\xc3\xa9"'), body=GZ),
+    b"/malformed-etag": ok(HTML, (b"ETag", b"index.fa99.html")),
+    b"/weak-etag-br": ok(HTML, (b"Content-Encoding", b"br"), (b"ETag", b'W/"w"'), body=BR),
+    b"/oversized-header": ok(HTML, (b"ETag", b'"big"'), (b"X-Big", b"v" * 16000)),
+    b"/http10": Route(response(200, [HTML, (b"ETag", b'"old"')], PAGE, version=b"HTTP/1.0",
+                               length=False), close=True),
+    b"/chunked-gzip": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"c"'), body=GZ,
+                         chunked=True),
+    b"/no-transform": ok(HTML, (b"Content-Encoding", b"gzip"), (b"Cache-Control",
+                                                                 b"public, no-transform"),
+                         (b"ETag", b'"nt"'), body=GZ),
+    b"/not-modified": ok((b"ETag", b'"nm"'), (b"Content-Encoding", b"gzip"), status=304,
+                         body=b"", length=False),
+    b"/no-content": ok((b"ETag", b'"nc"'), status=204, body=b"", length=False),
+    b"/server-error": ok(HTML, (b"Content-Encoding", b"gzip"), (b"ETag", b'"se"'), body=GZ,
+                         status=500),
+    b"/odd-content-type": ok((b"Content-Type", b"TEXT/HTML;;; charset=\xff"), (b"ETag", b'"ct"')),
+    b"/no-content-type": ok((b"ETag", b'"x"'), (b"Content-Encoding", b"gzip"), body=GZ),
+}
+
+VISITORS: list[bytes | None] = [None, b"gzip", b"br", b"gzip, br", b"*", b"identity;q=0",
+                                b"br;q=0, gzip", b"\xff\xfe;q=abc, GZIP"]
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory):
+    origin = Origin(CASES)
+    proxy = Mitmdump(tmp_path_factory.mktemp("hostile"), "plan: pro\n",
+                     "--set", "cf_decode_limit=8m", reverse_to=origin.port)
+    yield proxy
+    proxy.stop()
+    origin.stop()
+
+
+def _origin_body(route: Route) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """What the origin sent: headers and the body without chunked framing."""
+    head, _, body = route.raw.partition(b"\r\n\r\n")
+    headers = [tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]]
+    if any(k == b"Transfer-Encoding" for k, _ in headers):
+        out, rest = [], body
+        while (size := int(rest.split(b"\r\n", 1)[0], 16)):
+            rest = rest.split(b"\r\n", 1)[1]
+            out.append(rest[:size])
+            rest = rest[size + 2:]
+        body = b"".join(out)
+    return headers, body
+
+
+def _values(headers, name: bytes) -> list[bytes]:
+    return [v for k, v in headers if k.lower() == name]
+
+
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+def test_every_hostile_response_is_converted_correctly_or_untouched_and_logged(edge, method):
+    async def go():
+        shared = await Client.connect(edge.port)
+        got = {}
+        for path, route in CASES.items():
+            for visitor in VISITORS:
+                # a close-delimited response ends its connection: give it one of its own
+                client = await Client.connect(edge.port) if route.close else shared
+                headers = [(b"Accept-Encoding", visitor)] if visitor is not None else []
+                try:
+                    got[path, visitor] = await client.get(path + b"?v=%d" % len(got), headers,
+                                                          method=method)
+                except Exception as e:
+                    raise AssertionError(f"{path} {visitor}: {e!r}\n{edge.output()}") from e
+                if route.close:
+                    await client.close()
+        await shared.close()
+        return got
+
+    got = run(go())
+    records = {r["url"].rsplit("?v=", 1)[1]: r for r in edge.records()
+               if r["method"] == method.decode()}
+    assert "Traceback" not in edge.output() and "Addon error" not in edge.output()
+    for n, ((path, visitor), reply) in enumerate(got.items()):
+        route = CASES[path]
+        sent_headers, sent_body = _origin_body(route)
+        status = int(route.raw.split(b" ", 2)[1])
+        assert reply.status == status, (path, visitor)
+        record = records[str(n)]  # every response is logged
+        where = (path, visitor, record["reason"])
+        for name in (b"x-note", b"x-big", b"content-range"):
+            assert reply.header(name) == (_values(sent_headers, name) or [None])[0], where
+        if not record["changed"]:  # untouched: the origin's bytes, byte for byte
+            for name in (b"etag", b"vary", b"content-encoding", b"content-type"):
+                assert _values(reply.headers, name) == _values(sent_headers, name), where
+            if method == b"GET":
+                assert reply.body == sent_body, where
+            continue
+        assert method == b"GET" and status not in (204, 206, 304), where
+        coding = (_values(sent_headers, b"content-encoding") or [b"identity"])[0].decode()
+        out = (reply.header(b"content-encoding") or b"identity").decode()
+        assert codings.decode(reply.body, out) == codings.decode(sent_body, coding), where
+        assert b"Accept-Encoding" in reply.header(b"vary"), where
+        etag = parse_etag(_values(sent_headers, b"etag"))
+        want = None if etag is None or etag.kind == "malformed" else etag.weakened
+        assert reply.header(b"etag") == want, where
+        # chunked on HTTP/1.1; HTTP/1.0 has no chunked coding, so the length is recomputed
+        length = str(len(reply.body)).encode() if route.close else None
+        assert reply.header(b"content-length") == length, where
+
+
+def test_the_four_faults_end_to_end(edge):
+    async def go():
+        client = await Client.connect(edge.port)
+        non_ascii = await client.get(b"/non-ascii", [(b"Accept-Encoding", b"gzip")])
+        partial = await client.get(b"/partial", [])
+        bomb = await client.get(b"/bomb", [(b"Accept-Encoding", b"br")])
+        raw_target = await client.get(b"/caf\xe9-not-utf8", [])
+        await client.close()
+        return non_ascii, partial, bomb, raw_target
+
+    non_ascii, partial, bomb, raw_target = run(go())
+    # 1. header bytes: the edge compressed the page and weakened the ETag, byte-exact
+    assert non_ascii.header(b"etag") == b'W/"caf\xe9"'
+    assert non_ascii.header(b"vary") == b"X-Caf\xe9, Accept-Encoding"
+    assert non_ascii.header(b"x-note") == b"\xff\xfe raw"
+    log = {r["url"]: r for r in edge.records()}
+    assert log["http://127.0.0.1/non-ascii"]["etag_out"] == 'W/"caf\\xe9"'
+    # 2. a 206 is never decoded
+    assert partial.status == 206 and partial.body == GZ
+    assert partial.header(b"content-encoding") == b"gzip"
+    # 3. a request target that is not UTF-8 is logged, escaped, without a traceback
+    assert raw_target.status == 404
+    assert "http://127.0.0.1/caf\\xe9-not-utf8" in log
+    # 4. a bomb over cf_decode_limit goes out untouched, with the reason
+    assert bomb.body == BOMB and bomb.header(b"content-encoding") == b"gzip"
+    assert "decode limit (cf_decode_limit, 8 MiB)" in log["http://127.0.0.1/bomb"]["reason"]
+    assert "Traceback" not in edge.output()
