@@ -1,6 +1,6 @@
 # make run   - start the edge proxy on 127.0.0.1:8080 with rules.yaml
 # make test  - lint and run every test
-# make bench - Rules-language evaluation benchmark
+# make bench - what the edge costs against bare mitmdump (throughput, latency, memory, replay)
 # Both create .venv themselves with a Python >= 3.12 they find on this machine.
 
 VENV := .venv

@@ -394,6 +394,8 @@ def table(r: dict) -> str:
         t = r["throughput"][key]
         rows.append((label, f"{t['bare_rps']}", f"{t['edge_rps']}", f"{t['ratio']:.3f}",
                      ">= 0.93" if key == "passthrough" else "-"))
+        rows.append(("  the same, proxy CPU per request (us)", f"{t['bare_cpu_us']}",
+                     f"{t['edge_cpu_us']}", f"{t['cpu_ratio']:.3f}", ""))
     for size, t in r["transcode_cost"].items():
         rows.append((f"re-code {size} HTML gzip -> br vs direct (ms)", f"{t['direct_ms']}",
                      f"{t['edge_ms']}", f"{t['ratio']:.3f}", "<= 1.1"))
@@ -473,7 +475,7 @@ def main() -> None:
         origin.stop()
     print(f"machine: {results['machine']}")
     if set(SECTIONS) <= results.keys():
-        print(table(results))
+        print(table(results))  # `python tests/bench.py --table FILE` prints it again
     else:
         print(json.dumps(results, indent=2))
     out = Path(os.environ.get("BENCH_OUT", ROOT / "bench-results.json"))
@@ -482,4 +484,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--table"]:
+        saved = json.loads(Path(sys.argv[2]).read_text())
+        print(f"machine: {saved['machine']} ({saved['date']})")
+        print(table(saved))
+    else:
+        main()
