@@ -143,7 +143,7 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         etag_problem=etag.problem if etag else "",
         streamed=response.streamed or body is None,
         # an identity body's size is known without decoding anything
-        identity_size=min(len(body), SIZE_PROBE) if src == IDENTITY and body else None,
+        identity_size=min(len(body), SIZE_PROBE) if src == IDENTITY and body is not None else None,
         partial=response.status == 206 or b"content-range" in index,
         accepted=accepted_codings(state.visitor_accept_encoding),
         plan=zone.plan,
@@ -245,7 +245,7 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
     Header values are shown as they went on the wire (see facts.wire_text).
     """
     d = plan.decision
-    etag_in = header(response.headers, b"etag")
+    etag_in = plan.etag.raw if plan.etag is not None else None
     body_in = len(response.body or b"")
     return {
         "ts": round(time.time(), 3),
