@@ -135,7 +135,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(tmp: Path, origin: int, targets: list[bytes]) -> dict:
+def throughput(tmp: Path, origin: int, targets: list[bytes], without_log: bool = False) -> dict:
     """Requests per second through bare mitmdump and with the addon (cf_log on), 4 keep-alive
     connections, in alternating rounds so that drift affects both alike.
 
@@ -145,8 +145,11 @@ def throughput(tmp: Path, origin: int, targets: list[bytes]) -> dict:
     """
     procs = {"bare": Mitmdump(tmp / "bare", None, reverse_to=origin, cpus=PROXY_CPUS),
              "edge": Mitmdump(tmp / "edge", RULES, reverse_to=origin, cpus=PROXY_CPUS)}
-    rates: dict[str, list[float]] = {"bare": [], "edge": []}
-    cpu: dict[str, list[float]] = {"bare": [], "edge": []}
+    if without_log:  # what the JSON Lines record costs, for the README's explanation
+        procs["nolog"] = Mitmdump(tmp / "nolog", RULES, reverse_to=origin, cpus=PROXY_CPUS,
+                                  log=False)
+    rates: dict[str, list[float]] = {name: [] for name in procs}
+    cpu: dict[str, list[float]] = {name: [] for name in procs}
     try:
         for p in procs.values():  # warm-up
             asyncio.run(_throughput(p.port, targets, 4, 1.0))
@@ -162,9 +165,14 @@ def throughput(tmp: Path, origin: int, targets: list[bytes]) -> dict:
             p.stop()
     b, e = statistics.median(rates["bare"]), statistics.median(rates["edge"])
     cb, ce = statistics.median(cpu["bare"]), statistics.median(cpu["edge"])
-    return {"bare_rps": round(b), "edge_rps": round(e), "ratio": round(e / b, 3),
-            "bare_cpu_us": round(cb * 1e6), "edge_cpu_us": round(ce * 1e6),
-            "cpu_ratio": round(cb / ce, 3)}
+    result = {"bare_rps": round(b), "edge_rps": round(e), "ratio": round(e / b, 3),
+              "bare_cpu_us": round(cb * 1e6), "edge_cpu_us": round(ce * 1e6),
+              "cpu_ratio": round(cb / ce, 3)}
+    if without_log:
+        n, cn = statistics.median(rates["nolog"]), statistics.median(cpu["nolog"])
+        result |= {"nolog_rps": round(n), "nolog_ratio": round(n / b, 3),
+                   "nolog_cpu_us": round(cn * 1e6), "nolog_cpu_ratio": round(cb / cn, 3)}
+    return result
 
 
 def _best_of(fn, repeat: int) -> float:
@@ -396,6 +404,12 @@ def table(r: dict) -> str:
                      ">= 0.93" if key == "passthrough" else "-"))
         rows.append(("  the same, proxy CPU per request (us)", f"{t['bare_cpu_us']}",
                      f"{t['edge_cpu_us']}", f"{t['cpu_ratio']:.3f}", ""))
+        if "nolog_rps" in t:
+            rows.append(("  the same, cf_log off (req/s)", f"{t['bare_rps']}",
+                         f"{t['nolog_rps']}", f"{t['nolog_ratio']:.3f}", ""))
+            rows.append(("  the same, cf_log off, proxy CPU per request (us)",
+                         f"{t['bare_cpu_us']}", f"{t['nolog_cpu_us']}",
+                         f"{t['nolog_cpu_ratio']:.3f}", ""))
     for size, t in r["transcode_cost"].items():
         rows.append((f"re-code {size} HTML gzip -> br vs direct (ms)", f"{t['direct_ms']}",
                      f"{t['edge_ms']}", f"{t['ratio']:.3f}", "<= 1.1"))
@@ -457,7 +471,7 @@ def main() -> None:
             if "throughput" in only:
                 results["throughput"] = {
                     "passthrough": throughput(tmp / "pt", origin.port,
-                                              [b"/style.css", b"/logo.png"]),
+                                              [b"/style.css", b"/logo.png"], without_log=True),
                     "transcode": throughput(tmp / "tc", origin.port, [b"/page.html"]),
                 }
             if "transcode_cost" in only:
