@@ -42,6 +42,7 @@ EVENTLOG_CHOICES = ("changes", "all", "off")
 # the GIL), so small responses never wait behind a big one and never pay for the hop.
 INLINE_RAW = 64 * 1024
 INLINE_DECODED = 256 * 1024
+INLINE_HTML = 64 * 1024  # rewriting costs about 20 ms per MB (lolhtml-notes): keep it short
 
 _JSON = json.JSONEncoder(ensure_ascii=False)
 
@@ -147,6 +148,27 @@ class CloudflareEdge:
         if flow.live and not state.respect_strong_etags:
             flow.request.headers["accept-encoding"] = state.origin_accept_encoding
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        # The edge answers its own /cdn-cgi/ paths; mitmproxy then skips the origin.
+        state = self.states.get(flow.id)
+        if state is None or flow.response is not None:
+            return
+        try:
+            answer = pipeline.edge_answer(state)
+        except Exception:
+            logger.exception("cf_edge: /cdn-cgi/ answer failed; sent to the origin: %s",
+                             wire_text(flow.request.pretty_url))
+            return
+        if answer is None:
+            return
+        status, headers, body, entry = answer
+        del self.states[flow.id]
+        flow.response = http.Response.make(status, body, headers)
+        flow.metadata[META] = {**entry, "handled": True}
+        flow.marked = MARKER
+        flow.comment = f"Cloudflare edge: {entry['reason']}"
+        self._write(entry)
+
     async def response(self, flow: http.HTTPFlow) -> None:
         state = self.states.pop(flow.id, None)
         zone = self.zone
@@ -171,7 +193,9 @@ class CloudflareEdge:
 
     async def _recode(self, plan: pipeline.ResponsePlan, raw: bytes) -> pipeline.ResponsePlan:
         if len(raw) <= INLINE_RAW:
-            done = pipeline.recode(plan, raw, self.decode_limit, budget=INLINE_DECODED)
+            assert plan.recode is not None
+            budget = INLINE_DECODED if plan.recode.html is None else INLINE_HTML
+            done = pipeline.recode(plan, raw, self.decode_limit, budget=budget)
             if done is not None:
                 return done
         return await asyncio.to_thread(pipeline.recode, plan, raw, self.decode_limit)
@@ -208,13 +232,16 @@ class CloudflareEdge:
         except OSError as e:
             raise exceptions.OptionsError(f"cf_log: cannot open {value}: {e.strerror}") from e
 
-    def _log(self, entry: dict, plan: pipeline.ResponsePlan) -> None:
+    def _write(self, entry: dict) -> None:
         if self.log_file is not None:
             try:
                 line = _JSON.encode(entry) + "\n"
                 self.log_file.write(line.encode("utf-8", "backslashreplace"))
             except (OSError, ValueError) as e:
                 logger.warning("cf_edge: cannot write %s: %s", ctx.options.cf_log, e)
+
+    def _log(self, entry: dict, plan: pipeline.ResponsePlan) -> None:
+        self._write(entry)
         d = plan.decision
         if self.eventlog == "off" or (not d.changed and self.eventlog != "all"):
             return  # a log record costs an event-loop round trip in mitmproxy
@@ -273,15 +300,16 @@ def response_facts(resp: http.Response) -> ResponseFacts:
 def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
     resp = flow.response
     assert resp is not None and plan.recode is None
-    if plan.body is None:
+    if not plan.decision.changed:
         return
-    resp.raw_content = plan.body
+    if plan.body is not None:
+        resp.raw_content = plan.body
     for name, value in plan.headers.items():  # bytes in, bytes out: nothing re-encoded
         if value is None:
             resp.headers.pop(name, None)
         else:
             resp.headers[name] = value
-    if plan.drop_content_length:
+    if plan.drop_content_length and plan.body is not None:
         if resp.http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
             resp.headers[b"content-length"] = str(len(plan.body)).encode()
         else:

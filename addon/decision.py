@@ -16,6 +16,8 @@ from addon import compression_policy as policy
 from addon import etag as etags
 from addon.accept_encoding import IDENTITY
 from addon.accept_encoding import parse_accept_encoding
+from addon.zone import ETAG_REMOVAL_DOCUMENTED
+from addon.zone import HTML_FEATURES
 
 DOCUMENTED, MODELLED = "documented", "modelled"
 
@@ -63,13 +65,17 @@ class ResponseInputs(NamedTuple):
     brotli: bool = True
     respect_strong_etags: bool = False
     compression_rule: CompressionRule | None = None
+    # HTML features that rewrite this response (zone setting ids), and the Polish mode
+    # when Polish applies to it; both decided from the request and headers alone
+    rewriters: tuple[str, ...] = ()
+    polish: str = ""
 
 
 @dataclass(frozen=True)
 class Decision:
     encoding_in: str  # coding token ("identity" when the origin sent none); raw if unsupported
     encoding_out: str
-    action: str  # pass | compress | decompress | transcode
+    action: str  # pass | compress | decompress | transcode | rewrite | polish | served
     etag_action: str  # kept | weakened | removed | absent
     etag_out: bytes | None  # exactly the bytes the visitor gets
     reason: str
@@ -155,7 +161,10 @@ def _with_etag(d: Decision, etag: etags.ETag | None) -> Decision:
     """The cached decision with this response's own ETag bytes."""
     if etag is None:
         return d
-    out = etag.raw if not d.changed else etags.transform(etag)[1]
+    if d.etag_action == "removed":
+        out = None
+    else:
+        out = etag.raw if not d.changed else etags.transform(etag)[1]
     return Decision(d.encoding_in, d.encoding_out, d.action, d.etag_action, out, d.reason,
                     d.basis, d.table_row)
 
@@ -229,6 +238,10 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
             "passed through untouched rather than guess",
             MODELLED,
         )
+    if i.rewriters:
+        return _rewrite(i, enc_in, size)
+    if i.polish:
+        return _polish(i, enc_in)
 
     accepted = i.accepted
     row_no = _TABLE_ROWS.get((i.respect_strong_etags, accepted, src))
@@ -361,6 +374,43 @@ def _default_choice(
     return None, (
         f"the visitor accepts none of {_list(order)}, the {i.plan} plan's algorithms{brotli_note}"
     )
+
+
+def _rewrite(i: ResponseInputs, enc_in: str, size: int) -> Decision:
+    """An HTML feature rewrites the body: decoded, rewritten, encoded as the edge chooses,
+    and the ETag removed whether or not anything was found to rewrite (facts 2.3 step 2)."""
+    names = ", ".join(HTML_FEATURES[n] for n in i.rewriters)
+    wanted, why = _edge_choice(i, i.accepted, size)
+    out = wanted or IDENTITY
+    coded = f"encoded as {out}" if wanted else "sent uncompressed"
+    documented = all(n in ETAG_REMOVAL_DOCUMENTED for n in i.rewriters)
+    if i.etag_kind is None:
+        etag_why = "there was no ETag"
+    elif documented:
+        etag_why = (f"the ETag was removed: with {names} on, Cloudflare removes an HTML "
+                    "page's ETag, weak or strong (facts 2.2.4, 3.2.6)")
+    else:
+        etag_why = (f"the ETag was removed: {names} rewrite the page for every response, so "
+                    "no validator can stay (modelled, facts 2.3 step 2, 3.3.6)")
+    reason = (f"{names} on for this {i.media_type} response: the body was decoded, "
+              f"rewritten and {coded} ({why}); {etag_why}")
+    action = "removed" if i.etag_kind else "absent"
+    return Decision(enc_in, out, "rewrite", action, None, reason,
+                    DOCUMENTED if documented else MODELLED)
+
+
+def _polish(i: ResponseInputs, enc_in: str) -> Decision:
+    etag_action = etags.TRANSFORM_ACTIONS[i.etag_kind]
+    etag_why = {
+        "weakened": "the strong ETag was weakened because Polish changes the bytes",
+        "kept": "the weak ETag stays weak",
+        "removed": f"the malformed ETag was removed ({i.etag_problem}; facts 0.1)",
+        "absent": "there was no ETag",
+    }[etag_action]
+    reason = (f"Polish ({i.polish}) optimizes this {i.media_type} image and adds cf-polished "
+              f"(facts 3.5.1, 3.5.4); {etag_why} (facts 3.5.6). The image bytes are not "
+              "recompressed here: the emulator shows the headers a polished image gets")
+    return Decision(enc_in, enc_in, "polish", etag_action, None, reason, MODELLED)
 
 
 def _transform(

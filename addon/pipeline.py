@@ -1,7 +1,8 @@
 """The edge's request and response pipeline, phase by phase, in Cloudflare's order.
 
-Request:  http_config_settings -> http_request_cache_settings -> origin request headers
-Response: http_response_compression -> content coding + ETag -> response headers
+Request:  /cdn-cgi/ -> http_config_settings -> http_request_cache_settings -> origin headers
+Response: http_response_compression -> HTML features / Polish -> content coding + ETag ->
+          response headers
 
 Each phase is a small function over plain data; later features (HTML rewriting, the
 edge cache) slot in as further phases. Nothing here knows about mitmproxy.
@@ -16,6 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from addon import codings
+from addon import html
+from addon import polish
 from addon.accept_encoding import IDENTITY
 from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
@@ -36,11 +39,14 @@ from addon.facts import ResponseFacts
 from addon.facts import header
 from addon.facts import header_index
 from addon.facts import wire_text
+from addon.html import cdn_cgi
 from addon.rules import FieldValues
 from addon.rules.fields import media_type
 from addon.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
 from addon.zone import HTML_FEATURES
 from addon.zone import Zone
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class RequestState:
     respect_strong_etags: bool
     features: dict[str, Any]  # zone settings after configuration rules
     rules: tuple[str, ...] = ()  # labels of the rules that matched, in phase order
+    turned_off: tuple[str, ...] = ()  # features Respect Strong ETags switched off
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class Recode:
 
     source: str
     target: str
+    html: html.HtmlJob | None = None  # rewrite the decoded page with these features
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class ResponsePlan:
     rules: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
     body: bytes | None = None  # the new raw body, once re-coded; None keeps the origin's
+    features: dict[str, dict[str, int]] = field(default_factory=dict)  # what each changed
 
 
 # ---- request phases -------------------------------------------------------------------------
@@ -97,14 +106,33 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
         cache.update(rule.action_parameters)
         matched.append(rule.label)
     rse = bool(cache.get("respect_strong_etags", False))
+    turned_off = ()
     if rse:
+        turned_off = tuple(n for n in DISABLED_BY_RESPECT_STRONG_ETAGS if features.get(n))
         for name in DISABLED_BY_RESPECT_STRONG_ETAGS:  # facts 2.2.3
             features[name] = False
     visitor = header(request.headers, b"accept-encoding")
     visitor_ae = wire_text(visitor) if visitor is not None else None
     # facts 1.3.1 / 1.3.3: overwritten unless Respect Strong ETags forwards the visitor's
     origin_ae = visitor_ae if rse else ORIGIN_ACCEPT_ENCODING
-    return RequestState(request, visitor_ae, origin_ae, rse, features, tuple(matched))
+    return RequestState(request, visitor_ae, origin_ae, rse, features, tuple(matched),
+                        turned_off)
+
+
+def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], bytes,
+                                              dict[str, Any]] | None:
+    """The edge answers its own /cdn-cgi/ paths without the origin (status, headers, body,
+    log record); None for any other path."""
+    path = state.request.target.split("?", 1)[0]
+    if not cdn_cgi.is_cdn_cgi(path):
+        return None
+    status, headers, body, what = cdn_cgi.answer(path)
+    reason = f"answered by the edge itself ({what}); the origin was not contacted"
+    decision = Decision(IDENTITY, IDENTITY, "served", "absent", None, reason, MODELLED)
+    inputs = ResponseInputs(state.request.method, status, "", (), False, None, False,
+                            min(len(body), SIZE_PROBE))
+    plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
+    return status, headers, body, record(state, ResponseFacts(status, tuple(headers), body), plan)
 
 
 # ---- response phases ------------------------------------------------------------------------
@@ -133,12 +161,30 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
     etag = parse_etag(index.get(b"etag", []))
     body = response.body
     src = origin_coding(content_encoding)
+    content_type = joined(b"content-type")
+    media = media_type(content_type).decode("latin-1")
+    cache_control = parse_cache_control(joined(b"cache-control"))
+    notes: list[str] = []
+    rewriters: tuple[str, ...] = ()
+    polish_mode = ""
+    if media in HTML_TYPES:
+        rewriters = html.active_features(state.features, media, zone.plan)
+        if state.turned_off:
+            notes.append(f"Respect Strong ETags turned off {_labels(state.turned_off)} for this "
+                         "request (facts 2.2.3), so they did not rewrite the page")
+    elif media.startswith("image/"):
+        vary = [wire_text(v).strip().lower() for v in b",".join(index.get(b"vary", ())).split(b",")]
+        verdict = polish.applies(str(state.features.get("polish", "off")), zone.plan, media,
+                                 response.status, vary, cache_control)
+        polish_mode = verdict.mode
+        if verdict.note:
+            notes.append(verdict.note)
     inputs = ResponseInputs(
         method=state.request.method,
         status=response.status,
-        media_type=media_type(joined(b"content-type")).decode("latin-1"),
+        media_type=media,
         content_encoding=content_encoding,
-        no_transform="no-transform" in parse_cache_control(joined(b"cache-control")),
+        no_transform="no-transform" in cache_control,
         etag_kind=etag.kind if etag else None,
         etag_problem=etag.problem if etag else "",
         streamed=response.streamed or body is None,
@@ -150,6 +196,8 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         brotli=bool(zone.settings.get("brotli", True)),
         respect_strong_etags=state.respect_strong_etags,
         compression_rule=compression,
+        rewriters=rewriters,
+        polish=polish_mode,
     )
     decision = None if inputs.identity_size is not None else decide_without_body(inputs, etag)
     if decision is None:
@@ -161,17 +209,24 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
             except codings.DecodeError as e:
                 inputs = inputs._replace(decode_error=str(e))
         decision = decide(inputs, etag)
-    notes = _html_feature_notes(state, inputs)
     if not decision.changed:
-        return ResponsePlan(decision, inputs, etag, None, {}, False, rules, notes)
+        return ResponsePlan(decision, inputs, etag, None, {}, False, rules, tuple(notes))
+    if decision.action == "polish":
+        size = len(body or b"")
+        polished = {b"etag": decision.etag_out, b"cf-polished": polish.header(size)}
+        return ResponsePlan(decision, inputs, etag, None, polished, False, rules, tuple(notes))
     out = decision.encoding_out
     new_headers: dict[bytes, bytes | None] = {
         b"content-encoding": None if out == IDENTITY else out.encode(),
         b"etag": decision.etag_out,
         b"vary": _vary_with_accept_encoding(joined(b"vary")),
     }
-    recode = Recode(src or IDENTITY, out)
-    return ResponsePlan(decision, inputs, etag, recode, new_headers, True, rules, notes)
+    job = None
+    if decision.action == "rewrite":
+        job = html.HtmlJob(rewriters, html.charset.from_content_type(content_type),
+                           zone.https_hosts or (_hostname(state.request.host),))
+    recode = Recode(src or IDENTITY, out, job)
+    return ResponsePlan(decision, inputs, etag, recode, new_headers, True, rules, tuple(notes))
 
 
 def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
@@ -184,8 +239,20 @@ def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
     """
     assert plan.recode is not None
     cap = limit if budget is None else min(budget, limit)
+    job = plan.recode.html
+    features: dict[str, dict[str, int]] = {}
     try:
-        body = codings.transcode(raw, plan.recode.source, plan.recode.target, cap)
+        if job is None:
+            body = codings.transcode(raw, plan.recode.source, plan.recode.target, cap)
+        else:
+            page = codings.transcode(raw, plan.recode.source, IDENTITY, cap)
+            result = html.rewrite(page, job)
+            body = codings.encode(result.body, plan.recode.target)
+            features = result.counts
+    except html.RewriteError as e:
+        reason = (f"the HTML page could not be rewritten byte-faithfully ({e}); passed "
+                  "through untouched rather than corrupt it")
+        return _passed_through(plan, reason)
     except codings.TooLarge:
         if cap < limit:
             return None
@@ -197,7 +264,7 @@ def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
         reason = (f"the origin's body could not be decoded ({e}); passed through untouched "
                   "rather than guess")
         return _passed_through(plan, reason)
-    return replace(plan, recode=None, body=body)
+    return replace(plan, recode=None, body=body, features=features)
 
 
 def _passed_through(plan: ResponsePlan, reason: str) -> ResponsePlan:
@@ -221,19 +288,15 @@ def _vary_with_accept_encoding(vary: bytes | None) -> bytes:
     return current + b", Accept-Encoding" if current.strip() else b"Accept-Encoding"
 
 
-def _html_feature_notes(state: RequestState, inputs: ResponseInputs) -> tuple[str, ...]:
-    """Name HTML features that real Cloudflare would run here; a later phase emulates them."""
-    if inputs.media_type not in ("text/html", "application/xhtml+xml"):
-        return ()
-    if inputs.no_transform:
-        return ()
-    active = [label for key, label in HTML_FEATURES.items() if state.features.get(key)]
-    if not active:
-        return ()
-    return (
-        f"{', '.join(active)} on for this HTML response: real Cloudflare removes its ETag "
-        "(facts 2.2.4); HTML rewriting is not emulated in this version",
-    )
+def _labels(names: tuple[str, ...]) -> str:
+    return ", ".join(HTML_FEATURES[n] for n in names)
+
+
+def _hostname(host: str) -> str:
+    """The host name of a Host value, without port or brackets."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
 
 
 # ---- the log record -------------------------------------------------------------------------
@@ -267,6 +330,7 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
         "respect_strong_etags": state.respect_strong_etags,
         "rules": list(plan.rules),
         "notes": list(plan.notes),
+        "features": plan.features,
         "bytes_in": body_in,
         "bytes_out": len(plan.body) if plan.body is not None else body_in,
     }

@@ -7,6 +7,7 @@ Every error names the file, line, column and key, e.g.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,8 @@ RULE_KEYS = {
     "last_updated": STR,
     "logging": MAP,
 }
-TOP_KEYS = ("plan", "settings", *RULESETS)
+TOP_KEYS = ("plan", "settings", "https_hosts", *RULESETS)
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
 class RulesFileError(ValueError):
@@ -127,6 +129,7 @@ class _Loader:
                 settings[key] = self.value(node, f"settings.{key}", SETTINGS[key])
                 if key not in EMULATED_SETTINGS:
                     self.not_emulated.append(f"settings.{key}")
+        https_hosts = self.hosts(top["https_hosts"]) if "https_hosts" in top else ()
         rulesets = {s: tuple(self.rules(top[s], s)) if s in top else () for s in RULESETS}
         return Zone(
             self.name,
@@ -136,7 +139,22 @@ class _Loader:
             rulesets["cache_rules"],
             rulesets["compression_rules"],
             tuple(self.not_emulated),
+            https_hosts,
         )
+
+    def hosts(self, node: yaml.Node) -> tuple[str, ...]:
+        """https_hosts: host names known to serve HTTPS (`*.example.com` for subdomains)."""
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "https_hosts", "must be a list of host names")
+        hosts = []
+        for n, item in enumerate(node.value, 1):
+            host = self.value(item, f"https_hosts[{n}]", STR).strip().lower()
+            if not _HOST.match(host):
+                raise self.fail(item, f"https_hosts[{n}]",
+                                f"{host!r} is not a host name such as example.com or "
+                                "*.example.com (no scheme, port or path)")
+            hosts.append(host)
+        return tuple(hosts)
 
     def rules(self, node: yaml.Node, section: str) -> list[Rule]:
         if isinstance(node, yaml.ScalarNode) and node.value in ("", "null", "~"):

@@ -19,23 +19,26 @@ RULESETS = {
 }
 
 # Zone settings this version acts on; the rest are accepted and reported as not emulated.
-EMULATED_SETTINGS = {"brotli"}
+CONTENT_FEATURES = {"email_obfuscation", "automatic_https_rewrites", "rocket_loader",
+                    "mirage", "polish"}  # fmt: skip
+EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES}
 EMULATED_CACHE_PARAMETERS = {"respect_strong_etags"}
-EMULATED_CONFIG_PARAMETERS: set[str] = set()
+EMULATED_CONFIG_PARAMETERS = set(CONTENT_FEATURES)
 
 # facts 2.2.3: Respect Strong ETags turns these features off.
 DISABLED_BY_RESPECT_STRONG_ETAGS = (
     "rocket_loader", "email_obfuscation", "automatic_https_rewrites", "mirage",
 )  # fmt: skip
 
-# HTML-rewriting features that remove ETags from HTML (facts 2.2.4, 2.3 step 2); emulated
-# by a later phase, named here so the log can say what real Cloudflare would also do.
+# HTML-rewriting features, which remove ETags from HTML (facts 2.2.4, 2.3 step 2); the
+# rewriting itself is addon/html. Documented to remove ETags: the first two.
 HTML_FEATURES = {
     "email_obfuscation": "Email Obfuscation",
     "automatic_https_rewrites": "Automatic HTTPS Rewrites",
     "rocket_loader": "Rocket Loader",
     "mirage": "Mirage",
 }
+ETAG_REMOVAL_DOCUMENTED = frozenset({"email_obfuscation", "automatic_https_rewrites"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Zone:
     cache_rules: tuple[Rule, ...]
     compression_rules: tuple[Rule, ...]
     not_emulated: tuple[str, ...]  # keys accepted but not acted on (reported once)
+    # hosts known to serve HTTPS, for Automatic HTTPS Rewrites; empty: the request's host
+    https_hosts: tuple[str, ...] = ()
 
     def matching(self, section: str, env: FieldValues) -> list[Rule]:
         """Enabled rules of a section whose expression matches, in file order."""

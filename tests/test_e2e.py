@@ -23,7 +23,7 @@ BODY = b"<p>The origin's page, long enough to be compressed by the edge.</p>\n" 
 
 RULES = """
 plan: pro
-settings: {brotli: on}
+settings: {brotli: on, email_obfuscation: off, automatic_https_rewrites: off}
 cache_rules:
   - description: strong etags for /rse/
     expression: starts_with(http.request.uri.path, "/rse/")

@@ -326,14 +326,20 @@ def test_configuration_rules_and_respect_strong_etags_switch_features():
 configuration_rules:
   - expression: starts_with(http.request.uri.path, "/app/")
     action_parameters: {email_obfuscation: false, rocket_loader: true}
-""")
+""", html_features=True)
     state, _, plan = exchange(z, "gzip", path="/app/x")
     assert state.features["email_obfuscation"] is False and state.features["rocket_loader"]
-    assert any("Rocket Loader" in n for n in plan.notes)
-    state, _, plan = exchange(zone(RSE_ON), "gzip")
+    assert plan.decision.action == "rewrite" and "Rocket Loader" in plan.decision.reason
+    assert plan.features == {"automatic_https_rewrites": {"urls": 0},
+                             "rocket_loader": {"scripts_deferred": 0, "scripts_opted_out": 0}}
+    state, _, plan = exchange(zone(RSE_ON, html_features=True), "gzip")
     assert not any(state.features[k] for k in ("email_obfuscation", "automatic_https_rewrites",
                                                "rocket_loader", "mirage"))
-    assert plan.notes == ()
+    assert state.turned_off == ("email_obfuscation", "automatic_https_rewrites")
+    assert plan.decision.action == "pass" and plan.decision.etag_out == b'"foobar"'
+    assert plan.notes == ("Respect Strong ETags turned off Email Obfuscation, Automatic HTTPS "
+                          "Rewrites for this request (facts 2.2.3), so they did not rewrite "
+                          "the page",)
 
 
 def test_visitor_without_accept_encoding_and_rse_removes_header_to_origin():

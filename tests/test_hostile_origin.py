@@ -82,7 +82,8 @@ VISITORS: list[bytes | None] = [None, b"gzip", b"br", b"gzip, br", b"*", b"ident
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     origin = Origin(CASES)
-    proxy = Mitmdump(tmp_path_factory.mktemp("hostile"), "plan: pro\n",
+    rules = "plan: pro\nsettings: {email_obfuscation: off, automatic_https_rewrites: off}\n"
+    proxy = Mitmdump(tmp_path_factory.mktemp("hostile"), rules,
                      "--set", "cf_decode_limit=8m", reverse_to=origin.port)
     yield proxy
     proxy.stop()
