@@ -79,6 +79,17 @@ class Mitmdump:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
+    def wait_records(self, match, timeout: float = 10) -> dict:
+        """The newest log record for which match(record) is true, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.records() if match(r)]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching record in {self.log}")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
