@@ -147,12 +147,21 @@ def test_bytes_outside_rewritten_spans_are_exact():
     assert out.count(b"</Body></HTML>\r\n") == 1
 
 
-def test_an_address_across_the_engines_write_boundary_is_still_found():
-    from addon.html.engine import STEP
-    prefix = "<html><body><p>" + "x" * (STEP - len("<html><body><p>") - 6)
-    page = prefix + " alice@example.com and more</p></body></html>"
+def test_a_long_text_node_is_one_chunk_so_no_address_is_split():
+    # engine.py writes the document in one piece; lol-html then hands over a text node of
+    # any length in one chunk (lolhtml-notes). Addresses at 64 KiB and 1 MiB boundaries:
+    for at in (64 * 1024, 1 << 20):
+        prefix = "<html><body><p>" + "x " * ((at - 20) // 2)
+        page = prefix + " alice@example.com and more</p></body></html>"
+        out = rewrite(page).body.decode()
+        assert cfemails(out) == ["alice@example.com"] and "alice@" not in out
+
+
+def test_email_off_also_covers_mailto_links_on_a_page_without_addresses_in_text():
+    page = ('<p><!--email_off--><a href="mailto:x@example.com">x</a><!--/email_off-->'
+            '<a href="mailto:y@example.com">y</a></p>')
     out = rewrite(page).body.decode()
-    assert cfemails(out) == ["alice@example.com"] and "alice@" not in out
+    assert 'href="mailto:x@example.com"' in out and protected_links(out) == ["y@example.com"]
 
 
 def test_false_positives_cloudflare_is_known_for_are_reproduced():
@@ -335,7 +344,7 @@ def test_element_marks_are_set_before_the_document_text_handler_runs():
     seen = []
     rw = Rewriter()
     rw.mark_text_inside("script, b", "m")
-    rw.on_text(lambda node: seen.append((node.text, "m" in node.marks)))
+    rw.on_text(lambda text, marks: seen.append((text, "m" in marks)))
     rw.run(b"<p>a<b>b</b>c<script>d</script>e</p>")
     assert seen == [("a", False), ("b", True), ("c", False), ("d", True), ("e", False)]
 
@@ -343,7 +352,7 @@ def test_element_marks_are_set_before_the_document_text_handler_runs():
 def test_engine_output_is_byte_exact_without_changes():
     page = PAGE.encode() + b"<p>\xf0\x9f\x98\x80 emoji</p>"
     rw = Rewriter()
-    rw.on_text(lambda node: None)
+    rw.on_text(lambda text, marks: None)
     assert rw.run(page) == page
 
 

@@ -39,7 +39,7 @@ class Feature(Protocol):
     name: str
     label: str
 
-    def install(self, rw: Rewriter) -> None: ...
+    def install(self, rw: Rewriter, page: bytes) -> None: ...
     def counts(self) -> dict[str, int]: ...
 
 
@@ -85,7 +85,7 @@ def rewrite(body: bytes, job: HtmlJob, rng: random.Random | None = None) -> Rewr
     features = [_build(name, job, rng) for name in job.features]
     rw = Rewriter()
     for feature in features:
-        feature.install(rw)
+        feature.install(rw, utf8)
     # No end-tag handlers in the bindings: a marker appended inside <body> (lol-html puts
     # it just before </body>) is replaced once the whole page is known.
     marker = f"<!--cf-edge-{secrets.token_hex(16)}-->"

@@ -16,7 +16,6 @@ import re
 from addon.html.engine import HTML
 from addon.html.engine import Element
 from addon.html.engine import Rewriter
-from addon.html.engine import Text
 
 NAME = "email_obfuscation"
 LABEL = "Email Obfuscation"
@@ -30,6 +29,8 @@ SKIP = "head, script, noscript, textarea, xmp"  # facts 3.1.3
 ADDRESS = re.compile(
     r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 )
+
+CANDIDATE = re.compile(rb"[A-Za-z0-9._%+-]@[A-Za-z0-9-]")
 
 
 def encode(address: str, key: int) -> str:
@@ -52,12 +53,16 @@ class EmailObfuscation:
         self.links = 0
         self.decoder_placed = False
 
-    def install(self, rw: Rewriter) -> None:
-        rw.mark_text_inside(SKIP, "eo-skip")
-        rw.mark_text_inside("a", "eo-link")
+    def install(self, rw: Rewriter, page: bytes) -> None:
+        # Looking at text costs a Python call per text node: only when an address may be
+        # there (the prescan is a superset of what _text matches)
         rw.on_comment(self._comment)
-        rw.on_text(self._text)
-        rw.on_element("a[href]", self._link)
+        if CANDIDATE.search(page):
+            rw.mark_text_inside(SKIP, "eo-skip")
+            rw.mark_text_inside("a", "eo-link")
+            rw.on_text(self._text)
+        for prefix in ("mailto:", "MAILTO:", "Mailto:"):  # selectors are case-sensitive
+            rw.on_element(f'a[href^="{prefix}"]', self._link)
         rw.on_element("script", self._script)
 
     def counts(self) -> dict[str, int]:
@@ -73,13 +78,10 @@ class EmailObfuscation:
         elif marker == "/email_off":
             self.off = False
 
-    def _text(self, node: Text) -> None:
-        if self.off or "eo-skip" in node.marks:
-            return
-        source = node.replacement if node.replacement is not None else node.text
-        if "@" not in source:
-            return
-        in_link = "eo-link" in node.marks
+    def _text(self, source: str, marks: set[str]) -> str | None:
+        if "@" not in source or self.off or "eo-skip" in marks:
+            return None
+        in_link = "eo-link" in marks
 
         def obfuscate(m: re.Match) -> str:
             self.addresses += 1
@@ -90,16 +92,13 @@ class EmailObfuscation:
                     f'data-cfemail="{data}">{SHOWN}</a>')
 
         rewritten = ADDRESS.sub(obfuscate, source)
-        if rewritten != source:
-            node.replacement = rewritten
+        return rewritten if rewritten != source else None
 
     def _link(self, el: Element) -> None:
         if self.off:
             return
-        href = el.get_attribute("href") or ""
-        if href.strip()[:7].lower() != "mailto:":
-            return
-        target = html.unescape(href.strip()[7:])
+        href = (el.get_attribute("href") or "").strip()
+        target = html.unescape(href[7:])
         if not target:
             return
         self.links += 1

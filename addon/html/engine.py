@@ -14,7 +14,10 @@ from typing import Protocol
 import lolhtml
 
 HTML = lolhtml.ContentType.HTML
-STEP = 64 * 1024  # bytes per write(); text chunks split at these boundaries are re-joined
+# A text handler: (text of the chunk, marks of its enclosing elements) -> replacement HTML,
+# or None to leave it. The document goes to lol-html in one write(), so a text node comes
+# as one chunk (plus an empty one that ends it) and an address never straddles two.
+TextHandler = Callable[[str, set[str]], str | None]
 
 
 class Element(Protocol):
@@ -32,24 +35,13 @@ class Element(Protocol):
     def append(self, content: str, content_type: lolhtml.ContentType | None = None) -> None: ...
 
 
-class Text:
-    """One whole text node (lol-html hands it over in chunks; they are joined here)."""
-
-    __slots__ = ("text", "replacement", "marks")
-
-    def __init__(self, text: str, marks: frozenset[str]) -> None:
-        self.text = text
-        self.replacement: str | None = None  # HTML to put in place of the node's text
-        self.marks = marks  # the names of the enclosing elements a feature asked about
-
-
 class Rewriter:
     """One document's rewrite: register handlers, then run() once."""
 
     def __init__(self) -> None:
         self._elements: list[tuple[str, Callable[[Element], None]]] = []
         self._marks: list[tuple[str, str]] = []  # (selector, mark name)
-        self._text: list[Callable[[Text], None]] = []
+        self._text: list[TextHandler] = []
         self._comment: list[Callable[[str], None]] = []
         self._end: list[Callable[[], str]] = []
 
@@ -57,11 +49,12 @@ class Rewriter:
         self._elements.append((selector, handler))
 
     def mark_text_inside(self, selector: str, mark: str) -> None:
-        """Text inside elements matching `selector` carries `mark` in Text.marks."""
+        """Text inside elements matching `selector` comes to text handlers with `mark`."""
         self._marks.append((selector, mark))
 
-    def on_text(self, handler: Callable[[Text], None]) -> None:
-        """Called once per text node, in document order, with its whole text."""
+    def on_text(self, handler: TextHandler) -> None:
+        """Called for every piece of text, in document order. Costs a Python call per
+        text node: register it only when there is something to look for."""
         self._text.append(handler)
 
     def on_comment(self, handler: Callable[[str], None]) -> None:
@@ -80,11 +73,11 @@ class Rewriter:
             rw.on(selector, _MarkHandler(marks, mark))
         for selector, handler in self._elements:
             rw.on(selector, _ElementHandler(handler))
-        rw.on_document(_DocumentHandler(marks, self._text, self._comment, self._end))
+        document = _document_handler(marks, self._text, self._comment, self._end)
+        if document is not None:
+            rw.on_document(document)
         try:
-            view = memoryview(body)
-            for pos in range(0, len(view), STEP):
-                rw.write(bytes(view[pos:pos + STEP]))
+            rw.write(body)
             rw.end()
         except Exception as e:  # the bindings raise RuntimeError and friends
             raise EngineError(f"lol-html could not rewrite the document: {e}") from e
@@ -110,42 +103,35 @@ class _ElementHandler:
         self.element = handler
 
 
-class _DocumentHandler:
-    def __init__(self, marks: set[str], text: list, comment: list, end: list) -> None:
-        self.marks = marks
-        self.text_handlers = text
-        self.comment_handlers = comment
-        self.end_handlers = end
-        self.pending: list[str] = []
+def _document_handler(marks: set[str], text: list[TextHandler], comment: list, end: list):
+    """A handler with only the methods needed: lol-html calls Python for each one it has."""
+    methods: dict[str, Callable] = {}
+    if text:
+        def on_text(self, chunk) -> None:
+            t = chunk.text
+            if not t:  # the empty chunk that ends a text node
+                marks.clear()
+                return
+            new = None
+            for handler in text:
+                out = handler(t if new is None else new, marks)
+                if out is not None:
+                    new = out
+            if new is not None:
+                chunk.replace(new, HTML)
 
-    def text(self, chunk) -> None:
-        if not self.text_handlers:
-            self.marks.clear()
-            return
-        if not chunk.last_in_text_node:
-            # hold the piece back until the node is complete: an address can straddle
-            # two chunks; the whole node goes out again in place of its last chunk
-            self.pending.append(chunk.text)
-            chunk.remove()
-            return
-        text = "".join(self.pending) + chunk.text if self.pending else chunk.text
-        self.pending.clear()
-        marks = frozenset(self.marks)
-        self.marks.clear()
-        if not text:
-            return
-        node = Text(text, marks)
-        for handler in self.text_handlers:
-            handler(node)
-        replacement = node.replacement if node.replacement is not None else node.text
-        if replacement != chunk.text or chunk.removed:
-            chunk.replace(replacement, HTML)
+        methods["text"] = on_text
+    if comment:
+        def on_comment(self, c) -> None:
+            for handler in comment:
+                handler(c.text)
 
-    def comments(self, comment) -> None:
-        for handler in self.comment_handlers:
-            handler(comment.text)
+        methods["comments"] = on_comment
+    if end:
+        def on_end(self, e) -> None:
+            extra = "".join(handler() for handler in end)
+            if extra:
+                e.append(extra, HTML)
 
-    def end(self, end) -> None:
-        extra = "".join(handler() for handler in self.end_handlers)
-        if extra:
-            end.append(extra, HTML)
+        methods["end"] = on_end
+    return type("DocumentHandler", (), methods)() if methods else None

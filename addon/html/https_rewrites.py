@@ -46,11 +46,16 @@ class HttpsRewrites:
         self.https_hosts = tuple(h.lower() for h in https_hosts)
         self.urls = 0
 
-    def install(self, rw: Rewriter) -> None:
+    def install(self, rw: Rewriter, page: bytes) -> None:
+        # Attribute selectors are case-sensitive in lol-html: these three spellings cover
+        # what pages use; only elements that carry an http:// URL call into Python.
         for kind, table in (("active", ACTIVE), ("passive", PASSIVE), ("link", LINKS)):
             for tag, attributes in table.items():
                 for attribute in attributes:
-                    rw.on_element(f"{tag}[{attribute}]", self._handler(attribute, kind))
+                    handler = self._handler(attribute, kind)
+                    op = "*=" if attribute == "srcset" else "^="
+                    for scheme in ("http://", "HTTP://", "Http://"):
+                        rw.on_element(f'{tag}[{attribute}{op}"{scheme}"]', handler)
 
     def counts(self) -> dict[str, int]:
         return {"urls": self.urls}
