@@ -399,14 +399,20 @@ def _rewrite(i: ResponseInputs, enc_in: str, size: int) -> Decision:
                     DOCUMENTED if documented else MODELLED)
 
 
-def _polish(i: ResponseInputs, enc_in: str) -> Decision:
+def _changed_etag(i: ResponseInputs, because: str) -> tuple[str, str]:
+    """What a change of the body does to the ETag (facts 2.3 step 4), and why."""
     etag_action = etags.TRANSFORM_ACTIONS[i.etag_kind]
     etag_why = {
-        "weakened": "the strong ETag was weakened because Polish changes the bytes",
+        "weakened": f"the strong ETag was weakened because {because}",
         "kept": "the weak ETag stays weak",
-        "removed": f"the malformed ETag was removed ({i.etag_problem}; facts 0.1)",
+        "removed": f"the malformed ETag was removed ({i.etag_problem}; facts 0.1, 2.2.8)",
         "absent": "there was no ETag",
     }[etag_action]
+    return etag_action, etag_why
+
+
+def _polish(i: ResponseInputs, enc_in: str) -> Decision:
+    etag_action, etag_why = _changed_etag(i, "Polish changes the bytes")
     reason = (f"Polish ({i.polish}) optimizes this {i.media_type} image and adds cf-polished "
               f"(facts 3.5.1, 3.5.4); {etag_why} (facts 3.5.6). The image bytes are not "
               "recompressed here: the emulator shows the headers a polished image gets")
@@ -416,13 +422,7 @@ def _polish(i: ResponseInputs, enc_in: str) -> Decision:
 def _transform(
     i: ResponseInputs, enc_in: str, out: str, reason: str, basis: str, row: str
 ) -> Decision:
-    etag_action = etags.TRANSFORM_ACTIONS[i.etag_kind]
-    etag_why = {
-        "weakened": "the strong ETag was weakened because the body changed",
-        "kept": "the weak ETag stays weak",
-        "removed": f"the malformed ETag was removed ({i.etag_problem}; facts 0.1, 2.2.8)",
-        "absent": "there was no ETag",
-    }[etag_action]
+    etag_action, etag_why = _changed_etag(i, "the body changed")
     src = origin_coding(i.content_encoding)
     action = "compress" if src == IDENTITY else "decompress" if out == IDENTITY else "transcode"
     return Decision(enc_in, out, action, etag_action, None, f"{reason}; {etag_why}", basis, row)
