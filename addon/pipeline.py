@@ -46,8 +46,6 @@ from addon.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
 from addon.zone import HTML_FEATURES
 from addon.zone import Zone
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-
 
 @dataclass(frozen=True)
 class RequestState:
@@ -167,13 +165,13 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
     notes: list[str] = []
     rewriters: tuple[str, ...] = ()
     polish_mode = ""
-    if media in HTML_TYPES:
+    if media in html.HTML_TYPES:
         rewriters = html.active_features(state.features, media, zone.plan)
         if state.turned_off:
             notes.append(f"Respect Strong ETags turned off {_labels(state.turned_off)} for this "
                          "request (facts 2.2.3), so they did not rewrite the page")
     elif media.startswith("image/"):
-        vary = [wire_text(v).strip().lower() for v in b",".join(index.get(b"vary", ())).split(b",")]
+        vary = [wire_text(v).strip().lower() for v in (joined(b"vary") or b"").split(b",")]
         verdict = polish.applies(str(state.features.get("polish", "off")), zone.plan, media,
                                  response.status, vary, cache_control)
         polish_mode = verdict.mode

@@ -24,10 +24,11 @@ from addon.html.https_rewrites import HttpsRewrites
 from addon.html.mirage import Mirage
 from addon.html.rocket_loader import RocketLoader
 
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 # zone setting id -> the media types it rewrites (facts 3.1.2; text/html only for the
 # others, modelled), in the order they run
 MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    "email_obfuscation": ("text/html", "application/xhtml+xml"),
+    "email_obfuscation": HTML_TYPES,
     "automatic_https_rewrites": ("text/html",),
     "rocket_loader": ("text/html",),
     "mirage": ("text/html",),
