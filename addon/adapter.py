@@ -164,9 +164,7 @@ class CloudflareEdge:
         status, headers, body, entry = answer
         del self.states[flow.id]
         flow.response = http.Response.make(status, body, headers)
-        flow.metadata[META] = {**entry, "handled": True}
-        flow.marked = MARKER
-        flow.comment = f"Cloudflare edge: {entry['reason']}"
+        annotate(flow, entry)
         self._write(entry)
 
     async def response(self, flow: http.HTTPFlow) -> None:
@@ -188,7 +186,7 @@ class CloudflareEdge:
                            wire_text(flow.request.pretty_url), e, exc_info=True)
             return
         apply_plan(flow, plan)  # everything computed: only now touch the flow
-        annotate(flow, plan, entry)
+        annotate(flow, entry)
         self._log(entry, plan)
 
     async def _recode(self, plan: pipeline.ResponsePlan, raw: bytes) -> pipeline.ResponsePlan:
@@ -319,11 +317,11 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
                 resp.headers[b"transfer-encoding"] = b"chunked"
 
 
-def annotate(flow: http.HTTPFlow, plan: pipeline.ResponsePlan, entry: dict) -> None:
+def annotate(flow: http.HTTPFlow, entry: dict) -> None:
     flow.metadata[META] = {**entry, "handled": True}
-    if plan.decision.changed:
+    if entry["changed"]:
         flow.marked = MARKER
-        flow.comment = f"Cloudflare edge: {plan.decision.reason}"
+        flow.comment = f"Cloudflare edge: {entry['reason']}"
 
 
 def _mtime(path: Path) -> float | None:
