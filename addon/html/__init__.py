@@ -42,6 +42,7 @@ class Feature(Protocol):
 
     def install(self, rw: Rewriter, page: bytes) -> None: ...
     def counts(self) -> dict[str, int]: ...
+    def end_of_body(self) -> str: ...
 
 
 class RewriteError(Exception):
@@ -115,8 +116,8 @@ def rewrite(body: bytes, job: HtmlJob, rng: random.Random | None = None) -> Rewr
     return RewriteResult(out, {f.name: f.counts() for f in features}, codec)
 
 
-def _end_of_body(features: list) -> str:
-    return "".join(f.end_of_body() for f in features if hasattr(f, "end_of_body"))
+def _end_of_body(features: list[Feature]) -> str:
+    return "".join(f.end_of_body() for f in features)
 
 
 def _build(name: str, job: HtmlJob, rng: random.Random) -> Feature:

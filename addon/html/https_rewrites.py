@@ -60,6 +60,9 @@ class HttpsRewrites:
     def counts(self) -> dict[str, int]:
         return {"urls": self.urls}
 
+    def end_of_body(self) -> str:
+        return ""  # it only changes attributes
+
     def _handler(self, attribute: str, kind: str):
         def handle(el: Element) -> None:
             value = el.get_attribute(attribute)
