@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import IO
 
+from mitmproxy import command
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.utils import human
 
+from addon import cache
 from addon import pipeline
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
@@ -33,10 +37,13 @@ DEFAULT_RULES = "rules.yaml"
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
 MARKER = ":cloud:"
 META = "cf_edge"
-OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog")
+OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog", "cf_cache", "cf_cache_size")
 RELOAD_INTERVAL = 1.0
 DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
+DEFAULT_CACHE_SIZE = "256m"
+BACKGROUND = "cf_edge_revalidation"  # metadata of the edge's own background requests
+LOCK_TIMEOUT = 30.0  # a request waiting for a concurrent fill goes to the origin after this
 # Re-code on the event loop when the origin's body is at most INLINE_RAW bytes and decodes
 # to at most INLINE_DECODED; anything larger goes to a worker thread (the codecs release
 # the GIL), so small responses never wait behind a big one and never pay for the hop.
@@ -57,6 +64,11 @@ class CloudflareEdge:
         self.watcher: asyncio.Task | None = None
         self.decode_limit = human.parse_size(DEFAULT_DECODE_LIMIT)
         self.eventlog = "changes"
+        self.store: cache.Store | None = cache.Store(human.parse_size(DEFAULT_CACHE_SIZE))
+        self.lookups: dict[str, cache.Lookup] = {}
+        self.served: dict[str, cache.Served] = {}  # answered from cache in `request`
+        self.filling: dict[str, asyncio.Event] = {}  # cache key -> set when its fill is done
+        self.background: dict[str, cache.Lookup] = {}  # revalidation flow id -> lookup
 
     # ---- lifecycle (all synchronous, see mitmproxy-notes 2.4) ----
 
@@ -82,6 +94,16 @@ class CloudflareEdge:
             "'all' (pass-throughs too, costs throughput) or 'off'.",
             choices=EVENTLOG_CHOICES,
         )  # fmt: skip
+        loader.add_option(
+            "cf_cache", bool, True,
+            "Emulate the edge cache (cf-cache-status, validators stripped on a miss, the first "
+            "encoding cached, 304s answered at the edge). Off: every request is DYNAMIC.",
+        )  # fmt: skip
+        loader.add_option(
+            "cf_cache_size", str, DEFAULT_CACHE_SIZE,
+            "Most bytes the edge cache holds (e.g. 64m, 1g); the least recently used objects "
+            "are evicted first.",
+        )  # fmt: skip
 
     def configure(self, updated) -> None:
         if "cf_rules" in updated:
@@ -105,6 +127,22 @@ class CloudflareEdge:
                 raise exceptions.OptionsError(
                     f"cf_decode_limit: {value!r} is not a size such as 512k, 64m or 1g")
             self.decode_limit = limit
+        if "cf_cache" in updated or "cf_cache_size" in updated:
+            value = ctx.options.cf_cache_size
+            try:
+                size = human.parse_size(value)
+            except ValueError:
+                size = None
+            if not size or size <= 0:
+                raise exceptions.OptionsError(
+                    f"cf_cache_size: {value!r} is not a size such as 64m or 1g")
+            if not ctx.options.cf_cache:
+                self.store = None
+            elif self.store is None:
+                self.store = cache.Store(size)
+            else:
+                self.store.capacity = size
+                self.store.purge() if self.store.bytes > size else None
         if "cf_eventlog" in updated:
             if ctx.options.cf_eventlog not in EVENTLOG_CHOICES:
                 raise exceptions.OptionsError(
@@ -133,8 +171,10 @@ class CloudflareEdge:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # The visitor's headers, before anticomp/anticache change them in `request`.
-        if self.zone is None:
+        if self.zone is None or BACKGROUND in flow.metadata:
             return
+        if flow.metadata.get(META, {}).get("handled"):
+            return  # converted in an earlier run over this recording
         try:
             facts = request_facts(flow)
             state = pipeline.on_request(self.zone, facts)
@@ -148,46 +188,176 @@ class CloudflareEdge:
         if flow.live and not state.respect_strong_etags:
             flow.request.headers["accept-encoding"] = state.origin_accept_encoding
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        # The edge answers its own /cdn-cgi/ paths; mitmproxy then skips the origin.
+    async def request(self, flow: http.HTTPFlow) -> None:
         state = self.states.get(flow.id)
-        if state is None or flow.response is not None:
-            return
+        if state is None or (flow.live and flow.response is not None):
+            return  # not ours, or another addon answered already
         try:
             answer = pipeline.edge_answer(state)
         except Exception:
             logger.exception("cf_edge: /cdn-cgi/ answer failed; sent to the origin: %s",
                              wire_text(flow.request.pretty_url))
             return
-        if answer is None:
+        if answer is not None:  # the edge answers its own /cdn-cgi/ paths
+            status, headers, body, entry = answer
+            del self.states[flow.id]
+            flow.response = http.Response.make(status, body, headers)
+            annotate(flow, entry)
+            self._write(entry)
             return
-        status, headers, body, entry = answer
-        del self.states[flow.id]
-        flow.response = http.Response.make(status, body, headers)
-        annotate(flow, entry)
-        self._write(entry)
+        try:
+            lk = await self._lookup(flow, state)
+        except Exception:
+            logger.exception("cf_edge: cache lookup failed; sent to the origin uncached: %s",
+                             wire_text(flow.request.pretty_url))
+            return
+        self.lookups[flow.id] = lk
+        if lk.origin is None:  # HIT or UPDATING: the origin is not asked
+            served = cache.serve_stored(lk, _now(flow))
+            self.served[flow.id] = served
+            flow.response = stored_response(served.response, flow)
+            if lk.background is not None:
+                self._revalidate_in_background(flow, lk)
+            return
+        if flow.live:  # towards the origin (facts 8.6, 8.7)
+            req = flow.request
+            for name in lk.origin.remove:
+                req.headers.pop(name, None)
+            for name, value in (*lk.origin.set, *pipeline.origin_headers(state)):
+                req.headers[name] = value
+            req.method = lk.origin.method
+
+    async def _lookup(self, flow: http.HTTPFlow, state: pipeline.RequestState) -> cache.Lookup:
+        """The cache lookup; a miss waits while another request fills the same key, then
+        looks again (the cache lock, facts 6.17)."""
+        store = self.store if self.zone is not None else None
+        lk = cache.lookup(store, state.cache, state.request, _now(flow))
+        waited = False
+        while lk.origin is not None and lk.key is not None and flow.live:
+            event = self.filling.get(lk.key)
+            if event is None:
+                if lk.status in ("MISS", "EXPIRED"):
+                    self.filling[lk.key] = asyncio.Event()
+                break
+            waited = True
+            try:
+                await asyncio.wait_for(event.wait(), LOCK_TIMEOUT)
+            except TimeoutError:
+                break
+            lk = cache.lookup(store, state.cache, state.request, _now(flow))
+        if waited:
+            return dataclasses.replace(lk, reason=f"{lk.reason}; waited for a concurrent "
+                                       "request that was filling this key (facts 6.17)")
+        return lk
+
+    def _release(self, flow: http.HTTPFlow, lk: cache.Lookup | None) -> None:
+        if lk is not None and lk.key is not None and lk.origin is not None and flow.live:
+            event = self.filling.pop(lk.key, None)
+            if event is not None:
+                event.set()
+
+    def _revalidate_in_background(self, flow: http.HTTPFlow, lk: cache.Lookup) -> None:
+        """stale-while-revalidate: the visitor is served now; the edge's own conditional
+        request goes out through mitmproxy's client replay, so TLS and modes apply."""
+        if not flow.live or lk.key is None or lk.key in self.filling or lk.background is None:
+            return
+        state = self.states.get(flow.id)
+        probe = flow.copy()
+        probe.live = False
+        probe.response = None
+        probe.metadata = {BACKGROUND: lk.key}
+        req = probe.request
+        req.method = lk.background.method
+        for name in lk.background.remove:
+            req.headers.pop(name, None)
+        extra = pipeline.origin_headers(state) if state is not None else ()
+        for name, value in (*lk.background.set, *extra):
+            req.headers[name] = value
+        if state is not None and not state.respect_strong_etags:
+            req.headers["accept-encoding"] = state.origin_accept_encoding
+        self.filling[lk.key] = asyncio.Event()
+        self.background[probe.id] = lk
+        ctx.master.commands.call("replay.client", [probe])
 
     async def response(self, flow: http.HTTPFlow) -> None:
-        state = self.states.pop(flow.id, None)
-        zone = self.zone
-        if state is None or zone is None or flow.response is None:
+        if BACKGROUND in flow.metadata:
+            self._background_done(flow)
             return
-        if flow.metadata.get(META, {}).get("handled"):
-            return  # converted in an earlier run over this recording
+        state = self.states.pop(flow.id, None)
+        lk = self.lookups.pop(flow.id, None)
+        served = self.served.pop(flow.id, None)
+        zone = self.zone
+        try:
+            if state is None or zone is None or flow.response is None:
+                return
+            if state.request.method != flow.request.method:
+                flow.request.method = state.request.method  # HEAD went out as GET (1.7.1)
+            await self._respond(flow, zone, state, lk, served)
+        finally:
+            self._release(flow, lk)
+
+    async def _respond(self, flow: http.HTTPFlow, zone: Zone, state: pipeline.RequestState,
+                       lk: cache.Lookup | None, served: cache.Served | None) -> None:
+        assert flow.response is not None
         try:
             facts = response_facts(flow.response)
-            plan = pipeline.on_response(zone, state, facts)  # decides; decodes nothing big
+            rules: tuple[str, ...] = ()
+            if lk is not None and served is None:
+                strip, rules = pipeline.cache_response_rules(zone, state, facts)
+                assert self.store is not None or lk.status == "DYNAMIC"
+                served = cache.after_origin(self.store or cache.Store(0), lk, state.request,
+                                            facts, zone.plan, strip, _now(flow),
+                                            recorded=not flow.live)
+            elif served is not None and not flow.live and lk is not None and lk.background:
+                self._background_from_recording(flow, zone, state, lk, facts)
+            if served is None:
+                plan = pipeline.on_response(zone, state, facts)  # decides; decodes nothing big
+            else:
+                plan = pipeline.deliver(zone, state, served, rules)
             if plan.recode is not None:
-                assert facts.body is not None
-                plan = await self._recode(plan, facts.body)
-            entry = pipeline.record(state, facts, plan)
+                raw = plan.served.response.body if plan.served else facts.body
+                assert raw is not None
+                plan = await self._recode(plan, raw)
+            plan = pipeline.finish(plan, state)
+            entry = pipeline.record(state, served.response if served else facts, plan)
         except Exception as e:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
                            wire_text(flow.request.pretty_url), e, exc_info=True)
             return
+        if served is not None and served.from_store and flow.response is not None:
+            flow.response = stored_response(served.response, flow)
         apply_plan(flow, plan)  # everything computed: only now touch the flow
         annotate(flow, entry)
         self._log(entry, plan)
+
+    def _background_done(self, flow: http.HTTPFlow) -> None:
+        lk = self.background.pop(flow.id, None)
+        zone = self.zone
+        if lk is None or lk.key is None:
+            return
+        event = self.filling.pop(lk.key, None)
+        if event is not None:
+            event.set()
+        if zone is None or self.store is None or flow.response is None:
+            return
+        state = pipeline.on_request(zone, request_facts(flow))
+        facts = response_facts(flow.response)
+        strip, _ = pipeline.cache_response_rules(zone, state, facts)
+        what = cache.after_background(self.store, lk, state.request, facts, zone.plan, strip,
+                                      _now(flow))
+        flow.comment = f"Cloudflare edge: background revalidation of {lk.key}: {what}"
+        logger.info("cf_edge: background revalidation of %s: %s", lk.key, what)
+
+    def _background_from_recording(self, flow: http.HTTPFlow, zone: Zone,
+                                   state: pipeline.RequestState, lk: cache.Lookup,
+                                   facts: ResponseFacts) -> None:
+        """Replaying a recording: the recorded answer stands for what the background
+        revalidation would have brought back."""
+        if self.store is None:
+            return
+        strip, _ = pipeline.cache_response_rules(zone, state, facts)
+        cache.after_background(self.store, lk, state.request, facts, zone.plan, strip,
+                               _now(flow))
 
     async def _recode(self, plan: pipeline.ResponsePlan, raw: bytes) -> pipeline.ResponsePlan:
         if len(raw) <= INLINE_RAW:
@@ -199,7 +369,42 @@ class CloudflareEdge:
         return await asyncio.to_thread(pipeline.recode, plan, raw, self.decode_limit)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        if BACKGROUND in flow.metadata:
+            lk = self.background.pop(flow.id, None)
+            if lk is not None and lk.key is not None and (e := self.filling.pop(lk.key, None)):
+                e.set()
+            return
         self.states.pop(flow.id, None)
+        self.served.pop(flow.id, None)
+        self._release(flow, self.lookups.pop(flow.id, None))
+
+    # ---- commands ----
+
+    @command.command("cf.cache.purge")
+    def purge(self) -> int:
+        """Purge everything from the edge cache; returns how many objects went."""
+        return self._purged(self.store.purge() if self.store else 0, "everything")
+
+    @command.command("cf.cache.purge_url")
+    def purge_url(self, url: str) -> int:
+        """Purge the objects of one URL (every cache key variant of it)."""
+        return self._purged(self.store.purge(url=url) if self.store else 0, url)
+
+    @command.command("cf.cache.purge_prefix")
+    def purge_prefix(self, prefix: str) -> int:
+        """Purge the objects whose URL starts with this prefix."""
+        return self._purged(self.store.purge(prefix=prefix) if self.store else 0,
+                            f"{prefix}*")
+
+    @command.command("cf.cache.stats")
+    def stats(self) -> str:
+        """The edge cache's statistics as JSON (objects, bytes, capacity, counts)."""
+        stats = self.store.stats() if self.store else {"enabled": False}
+        return json.dumps(stats)
+
+    def _purged(self, n: int, what: str) -> int:
+        logger.info("cf_edge: purged %d object(s) from the edge cache: %s", n, what)
+        return n
 
     # ---- helpers ----
 
@@ -286,6 +491,23 @@ def request_facts(flow: http.HTTPFlow) -> RequestFacts:
     )
 
 
+def stored_response(facts: ResponseFacts, flow: http.HTTPFlow) -> http.Response:
+    """A stored object as the mitmproxy response the visitor gets."""
+    now = time.time()
+    version = flow.request.http_version if flow.request.http_version.startswith("HTTP/") \
+        else "HTTP/1.1"
+    headers = facts.headers
+    if version.startswith(("HTTP/2", "HTTP/3")):
+        headers = tuple((k.lower(), v) for k, v in headers)  # h2/h3 require lower case
+    return http.Response(version.encode(), facts.status, b"", http.Headers(headers),
+                         facts.body, None, now, now)
+
+
+def _now(flow: http.HTTPFlow) -> float:
+    """The cache's clock: now, or the time a recorded request was made."""
+    return time.time() if flow.live else flow.request.timestamp_start
+
+
 def response_facts(resp: http.Response) -> ResponseFacts:
     return ResponseFacts(
         status=resp.status_code,
@@ -298,23 +520,38 @@ def response_facts(resp: http.Response) -> ResponseFacts:
 def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
     resp = flow.response
     assert resp is not None and plan.recode is None
-    if not plan.decision.changed:
-        return
-    if plan.body is not None:
-        resp.raw_content = plan.body
-    for name, value in plan.headers.items():  # bytes in, bytes out: nothing re-encoded
+    if plan.decision.changed:
+        if plan.body is not None:
+            resp.raw_content = plan.body
+        for name, value in plan.headers.items():  # bytes in, bytes out: nothing re-encoded
+            if value is None:
+                resp.headers.pop(name, None)
+            else:
+                resp.headers[name] = value
+        if plan.drop_content_length and plan.body is not None:
+            if resp.http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
+                resp.headers[b"content-length"] = str(len(plan.body)).encode()
+            else:
+                resp.headers.pop(b"content-length", None)
+                chunked = "chunked" in resp.headers.get("transfer-encoding", "").lower()
+                if resp.http_version == "HTTP/1.1" and not chunked:
+                    resp.headers[b"transfer-encoding"] = b"chunked"
+    for name, value in plan.edge_headers:
         if value is None:
             resp.headers.pop(name, None)
         else:
             resp.headers[name] = value
-    if plan.drop_content_length and plan.body is not None:
-        if resp.http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
-            resp.headers[b"content-length"] = str(len(plan.body)).encode()
-        else:
+    if plan.not_modified == "edge":
+        resp.status_code = 304
+        resp.reason = b"Not Modified" if resp.http_version.startswith("HTTP/1") else b""
+        resp.raw_content = b""
+        for name in {k.lower() for k in resp.headers}:
+            if name.encode() not in pipeline.NOT_MODIFIED_HEADERS:
+                resp.headers.pop(name, None)
+    elif plan.head:
+        resp.raw_content = b""  # HEAD: the GET's headers, Content-Length included, no body
+        if "chunked" in resp.headers.get("transfer-encoding", "").lower():
             resp.headers.pop(b"content-length", None)
-            chunked = "chunked" in resp.headers.get("transfer-encoding", "").lower()
-            if resp.http_version == "HTTP/1.1" and not chunked:
-                resp.headers[b"transfer-encoding"] = b"chunked"
 
 
 def annotate(flow: http.HTTPFlow, entry: dict) -> None:

@@ -1,8 +1,10 @@
 """The edge's request and response pipeline, phase by phase, in Cloudflare's order.
 
-Request:  /cdn-cgi/ -> http_config_settings -> http_request_cache_settings -> origin headers
-Response: http_response_compression -> HTML features / Polish -> content coding + ETag ->
-          response headers
+Request:  /cdn-cgi/ -> http_config_settings -> http_request_cache_settings -> cache lookup
+          -> origin request headers
+Response: http_response_cache_settings -> cache fill / revalidation -> (the stored object or
+          the origin's response) http_response_compression -> HTML features / Polish ->
+          content coding + ETag -> response headers, the edge's 304, HEAD
 
 Each phase is a small function over plain data; later features (HTML rewriting, the
 edge cache) slot in as further phases. Nothing here knows about mitmproxy.
@@ -10,16 +12,20 @@ edge cache) slot in as further phases. Nothing here knows about mitmproxy.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 from typing import Any
 
+from addon import cache
 from addon import codings
 from addon import html
 from addon import polish
 from addon.accept_encoding import IDENTITY
+from addon.cache.conditional import not_modified
 from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
 from addon.decision import MODELLED
@@ -60,6 +66,8 @@ class RequestState:
     features: dict[str, Any]  # zone settings after configuration rules
     rules: tuple[str, ...] = ()  # labels of the rules that matched, in phase order
     turned_off: tuple[str, ...] = ()  # features Respect Strong ETags switched off
+    cache: cache.CacheSettings = cache.CacheSettings(False, "no cache settings")
+    ray: str = ""  # cf-ray, sent to the origin and to the visitor (facts 8.1)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,11 @@ class ResponsePlan:
     notes: tuple[str, ...] = field(default=())
     body: bytes | None = None  # the new raw body, once re-coded; None keeps the origin's
     features: dict[str, dict[str, int]] = field(default_factory=dict)  # what each changed
+    # the response-headers phase (applied whether or not the body changed)
+    served: cache.Served | None = None  # where the visitor's copy came from
+    edge_headers: tuple[tuple[bytes, bytes | None], ...] = ()  # None deletes
+    not_modified: str | None = None  # "edge" (a 304 made here) | "origin" (relayed)
+    head: bool = False  # the visitor asked HEAD: headers of the GET, no body
 
 
 # ---- request phases -------------------------------------------------------------------------
@@ -99,11 +112,11 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
         features.update(rule.action_parameters)
         matched.append(rule.label)
     # http_request_cache_settings: set_cache_settings, last match wins (facts 5.1.7)
-    cache: dict[str, Any] = {}
+    cache_params: dict[str, Any] = {}
     for rule in zone.matching("cache_rules", env):
-        cache.update(rule.action_parameters)
+        cache_params.update(rule.action_parameters)
         matched.append(rule.label)
-    rse = bool(cache.get("respect_strong_etags", False))
+    rse = bool(cache_params.get("respect_strong_etags", False))
     turned_off = ()
     if rse:
         turned_off = tuple(n for n in DISABLED_BY_RESPECT_STRONG_ETAGS if features.get(n))
@@ -113,8 +126,40 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
     visitor_ae = wire_text(visitor) if visitor is not None else None
     # facts 1.3.1 / 1.3.3: overwritten unless Respect Strong ETags forwards the visitor's
     origin_ae = visitor_ae if rse else ORIGIN_ACCEPT_ENCODING
+    settings = cache.cache_settings(request.method, request.target, cache_params, zone.plan)
     return RequestState(request, visitor_ae, origin_ae, rse, features, tuple(matched),
-                        turned_off)
+                        turned_off, settings, f"{os.urandom(8).hex()}-{COLO}")
+
+
+def origin_headers(state: RequestState) -> tuple[tuple[bytes, bytes], ...]:
+    """The request headers the edge sets towards the origin (facts 8.6)."""
+    req = state.request
+    forwarded = header(req.headers, b"x-forwarded-for")
+    ip = req.client_ip.encode()
+    scheme = req.scheme.encode()
+    return (
+        (b"cf-ray", state.ray.encode()),
+        (b"cf-connecting-ip", ip),
+        (b"x-forwarded-for", forwarded + b", " + ip if forwarded else ip),
+        (b"x-forwarded-proto", scheme),
+        (b"cf-visitor", b'{"scheme":"%s"}' % scheme),
+        (b"cdn-loop", b"cloudflare"),
+    )
+
+
+def cache_response_rules(zone: Zone, state: RequestState, response: ResponseFacts
+                         ) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
+    """http_response_cache_settings (facts 5.2): the headers stripped before caching, and
+    the rules that matched. Last match wins per setting."""
+    if not zone.cache_response_rules:
+        return (), ()
+    params: dict[str, Any] = {}
+    labels = []
+    for rule in zone.matching("cache_response_rules", FieldValues(state.request, response)):
+        params.update(rule.action_parameters)
+        labels.append(rule.label)
+    strip = tuple(name for key, name in STRIP_PARAMETERS.items() if params.get(key))
+    return strip, tuple(labels)
 
 
 def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], bytes,
@@ -131,6 +176,19 @@ def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], by
                             min(len(body), SIZE_PROBE))
     plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
     return status, headers, body, record(state, ResponseFacts(status, tuple(headers), body), plan)
+
+
+# facts 5.2.2: set_cache_settings in http_response_cache_settings
+STRIP_PARAMETERS = {"strip_etags": b"etag", "strip_last_modified": b"last-modified",
+                    "strip_set_cookie": b"set-cookie"}  # fmt: skip
+COLO = "LCL"  # cf-ray's data-centre code; no real IATA code, so nobody mistakes it for one
+# facts 8.5: consumed by the edge, never sent to visitors
+NOT_FORWARDED = (b"cloudflare-cdn-cache-control", b"cache-tag", b"x-accel-buffering",
+                 b"x-accel-charset", b"x-accel-limit-rate", b"x-accel-redirect")  # fmt: skip
+# RFC 9110 15.4.5: what a 304 carries, plus the edge's own headers (facts 2.4.5)
+NOT_MODIFIED_HEADERS = frozenset({b"etag", b"cache-control", b"expires", b"vary",
+                                  b"last-modified", b"date", b"content-location", b"age",
+                                  b"cf-cache-status", b"cf-ray", b"server"})
 
 
 # ---- response phases ------------------------------------------------------------------------
@@ -267,7 +325,69 @@ def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
 
 def _passed_through(plan: ResponsePlan, reason: str) -> ResponsePlan:
     decision = pass_through(plan.inputs, plan.etag, reason, MODELLED)
-    return ResponsePlan(decision, plan.inputs, plan.etag, None, {}, False, plan.rules, plan.notes)
+    return ResponsePlan(decision, plan.inputs, plan.etag, None, {}, False, plan.rules, plan.notes,
+                        served=plan.served)
+
+
+def deliver(zone: Zone, state: RequestState, served: cache.Served,
+            rules: tuple[str, ...] = ()) -> ResponsePlan:
+    """The delivery phases for what the visitor is served: the origin's response or a stored
+    object. A HEAD served from cache gets the headers the GET would get (facts 1.7.4)."""
+    if state.request.method.upper() == "HEAD" and served.response.body:
+        # the edge fetched the GET for it (a cacheable HEAD, facts 1.7.1)
+        state = replace(state, request=replace(state.request, method="GET"))
+    plan = on_response(zone, state, served.response)
+    return replace(plan, served=served, rules=(*plan.rules, *rules))
+
+
+def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
+    """The response-headers phase, once the body is final: cf-cache-status, Age, cf-ray,
+    server (facts 8.1 to 8.5), the Browser Cache TTL (6.10), the edge's own 304 (2.4.5) and
+    HEAD (1.7.1)."""
+    served = plan.served
+    if served is None:
+        return plan
+    response = served.response
+    edits: list[tuple[bytes, bytes | None]] = [
+        (b"cf-cache-status", served.status.encode()),
+        (b"server", b"cloudflare"),
+        (b"cf-ray", state.ray.encode()),
+    ]
+    if served.age is not None:
+        edits.append((b"age", str(served.age).encode()))
+    if served.last_modified is not None:
+        edits.append((b"last-modified", served.last_modified))
+    present = {k.lower() for k, _ in response.headers}
+    edits += [(name, None) for name in NOT_FORWARDED if name in present]
+    edits += [(name, None) for name in served.removed]
+    browser = _browser_ttl(state.cache.browser_ttl, header(response.headers, b"cache-control"))
+    if browser is not None:
+        edits.append((b"cache-control", browser))
+    by = None
+    if response.status == 304:
+        by = "origin"
+    elif served.stored and response.status == 200:
+        last_modified = served.last_modified or header(response.headers, b"last-modified")
+        if not_modified(state.request.headers, plan.decision.etag_out, last_modified):
+            by = "edge"
+    head = state.request.method.upper() == "HEAD"
+    return replace(plan, edge_headers=tuple(edits), not_modified=by, head=head)
+
+
+def _browser_ttl(params: dict[str, Any], value: bytes | None) -> bytes | None:
+    """Browser Cache TTL override: applied only when the origin's max-age is lower or
+    absent (facts 6.10, 5.1.3); None leaves Cache-Control as the origin sent it."""
+    if params.get("mode") != "override_origin" or "default" not in params:
+        return None
+    ttl = int(params["default"])
+    current = parse_cache_control(value).get("max-age")
+    if current is not None and current.isdigit() and int(current) >= ttl:
+        return None
+    if not value:
+        return b"max-age=%d" % ttl
+    if current is None:
+        return value + b", max-age=%d" % ttl
+    return re.sub(rb"(?i)max-age\s*=\s*\S+?(?=\s*(,|$))", b"max-age=%d" % ttl, value, count=1)
 
 
 def human_size(n: int) -> str:
@@ -308,6 +428,7 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
     d = plan.decision
     etag_in = plan.etag.raw if plan.etag is not None else None
     body_in = len(response.body or b"")
+    served = plan.served
     return {
         "ts": round(time.time(), 3),
         "method": wire_text(state.request.method),
@@ -331,4 +452,10 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
         "features": plan.features,
         "bytes_in": body_in,
         "bytes_out": len(plan.body) if plan.body is not None else body_in,
+        "cache_status": served.status if served else None,
+        "cache_key": served.key if served else None,
+        "cache_reason": served.reason if served else None,
+        "age": served.age if served else None,
+        "not_modified": plan.not_modified,
+        "status_out": 304 if plan.not_modified == "edge" else response.status,
     }

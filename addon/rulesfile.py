@@ -21,8 +21,10 @@ from addon.rules import Phase
 from addon.rules import compile_expression
 from addon.zone import DEFAULT_SETTINGS
 from addon.zone import EMULATED_CACHE_PARAMETERS
+from addon.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
 from addon.zone import EMULATED_CONFIG_PARAMETERS
 from addon.zone import EMULATED_SETTINGS
+from addon.zone import RESPONSE_PHASES
 from addon.zone import RULESETS
 from addon.zone import Rule
 from addon.zone import Zone
@@ -42,6 +44,40 @@ CACHE_PARAMETERS: dict[str, Any] = {
     "origin_cache_control": BOOL, "edge_ttl": MAP, "browser_ttl": MAP, "cache_key": MAP,
     "cache_reserve": MAP, "serve_stale": MAP, "origin_range_requests": MAP, "vary": MAP,
     "additional_cacheable_ports": LIST, "read_timeout": INT,
+}  # fmt: skip
+
+# The inside of the cache settings the cache emulates (facts 5.1.2 to 5.1.5). A dict is a
+# mapping of these specs, ("list", spec) a list of them, NAMES a query-string selection.
+NAMES = "names"
+TTL_MODES = ("respect_origin", "bypass_by_default", "override_origin")
+STATUS_RANGE = {"from": INT, "to": INT}
+CACHE_SHAPES: dict[str, Any] = {
+    "edge_ttl": {"mode": TTL_MODES, "default": INT,
+                 "status_code_ttl": ("list", {"status_code": INT,
+                                              "status_code_range": STATUS_RANGE,
+                                              "value": INT})},
+    "browser_ttl": {"mode": TTL_MODES, "default": INT},
+    "serve_stale": {"disable_stale_while_updating": BOOL},
+    "cache_key": {
+        "ignore_query_strings_order": BOOL, "cache_deception_armor": BOOL,
+        "cache_by_device_type": BOOL,
+        "custom_key": {
+            "query_string": {"include": NAMES, "exclude": NAMES},
+            "header": {"include": ("list", STR), "check_presence": ("list", STR),
+                       "contains": ("map", ("list", STR)), "exclude_origin": BOOL},
+            "cookie": {"include": ("list", STR), "check_presence": ("list", STR)},
+            "host": {"resolved": BOOL},
+            "user": {"device_type": BOOL, "geo": BOOL, "lang": BOOL},
+        },
+    },
+}  # fmt: skip
+# parts of those the cache accepts but does not act on (reported once at load)
+CACHE_NOT_EMULATED = ("cache_key.cache_deception_armor", "cache_key.cache_by_device_type",
+                      "cache_key.custom_key.user")  # fmt: skip
+
+# set_cache_settings in http_response_cache_settings (facts 5.2.2)
+CACHE_RESPONSE_PARAMETERS: dict[str, Any] = {
+    "strip_etags": BOOL, "strip_last_modified": BOOL, "strip_set_cookie": BOOL,
 }  # fmt: skip
 
 # set_config action_parameters (facts 4.2, 4.3)
@@ -138,6 +174,7 @@ class _Loader:
             rulesets["configuration_rules"],
             rulesets["cache_rules"],
             rulesets["compression_rules"],
+            rulesets["cache_response_rules"],
             tuple(self.not_emulated),
             https_hosts,
         )
@@ -182,7 +219,7 @@ class _Loader:
             raise self.fail(
                 node, f"{where}.expression", "missing; write `true` to match everything"
             )
-        phase = Phase.RESPONSE if section == "compression_rules" else Phase.REQUEST
+        phase = Phase.RESPONSE if section in RESPONSE_PHASES else Phase.REQUEST
         expression = self.expression(keys["expression"], f"{where}.expression", phase)
         if "action_parameters" not in keys:
             raise self.fail(node, f"{where}.action_parameters", "missing")
@@ -216,17 +253,70 @@ class _Loader:
             if "algorithms" not in keys:
                 raise self.fail(node, f"{where}.algorithms", "missing; e.g. [{name: gzip}]")
             return {"algorithms": self.algorithms(keys["algorithms"], f"{where}.algorithms")}
-        schema, emulated = (
-            (CACHE_PARAMETERS, EMULATED_CACHE_PARAMETERS)
-            if section == "cache_rules"
-            else (CONFIG_PARAMETERS, EMULATED_CONFIG_PARAMETERS)
-        )
+        schema, emulated = {
+            "cache_rules": (CACHE_PARAMETERS, EMULATED_CACHE_PARAMETERS),
+            "cache_response_rules": (CACHE_RESPONSE_PARAMETERS,
+                                     EMULATED_CACHE_RESPONSE_PARAMETERS),
+        }.get(section, (CONFIG_PARAMETERS, EMULATED_CONFIG_PARAMETERS))
         params = {}
         for key, value in self.mapping(node, where, schema).items():
-            params[key] = self.value(value, f"{where}.{key}", schema[key])
+            if section == "cache_rules" and key in CACHE_SHAPES:
+                params[key] = self.shape(value, f"{where}.{key}", CACHE_SHAPES[key])
+                self.check_ttl(params[key], value, f"{where}.{key}")
+            else:
+                params[key] = self.value(value, f"{where}.{key}", schema[key])
             if key not in emulated:
                 self.not_emulated.append(f"{where}.{key}")
+        if section == "cache_rules":
+            for part in CACHE_NOT_EMULATED:
+                head, *rest = part.split(".")
+                found: Any = params.get(head)
+                for name in rest:
+                    found = found.get(name) if isinstance(found, dict) else None
+                if found is not None:
+                    self.not_emulated.append(f"{where}.{part}")
         return params
+
+    def shape(self, node: yaml.Node, where: str, spec: Any) -> Any:
+        """A nested value checked against its spec, with the position of the first error."""
+        if isinstance(spec, dict):
+            return {k: self.shape(v, f"{where}.{k}", spec[k])
+                    for k, v in self.mapping(node, where, spec).items()}
+        if isinstance(spec, tuple) and spec and spec[0] in ("list", "map"):
+            if spec[0] == "list":
+                if not isinstance(node, yaml.SequenceNode):
+                    raise self.fail(node, where, "must be a list")
+                return [self.shape(item, f"{where}[{n}]", spec[1])
+                        for n, item in enumerate(node.value, 1)]
+            if not isinstance(node, yaml.MappingNode):
+                raise self.fail(node, where, "must be a mapping")
+            out = {}
+            for key_node, value_node in node.value:
+                key = self.value(key_node, where, STR)
+                out[key] = self.shape(value_node, f"{where}.{key}", spec[1])
+                if not 1 <= len(out[key]) <= 3:  # facts 1.5.7: 1 to 3 values
+                    raise self.fail(value_node, f"{where}.{key}", "must list 1 to 3 values")
+            return out
+        if spec == NAMES:  # [a, b] / ["*"] or {list: [a, b]} / {all: true}
+            if isinstance(node, yaml.MappingNode):
+                return self.shape(node, where, {"list": ("list", STR), "all": BOOL})
+            return self.shape(node, where, ("list", STR))
+        return self.value(node, where, spec)
+
+    def check_ttl(self, value: dict, node: yaml.Node, where: str) -> None:
+        if value.get("mode") == "override_origin" and "default" not in value:
+            raise self.fail(node, f"{where}.default", "missing; override_origin needs the TTL "
+                            "in seconds")
+        if value.get("default", 0) < 0:
+            raise self.fail(node, f"{where}.default", "must be 0 or more seconds")
+        for n, entry in enumerate(value.get("status_code_ttl") or (), 1):
+            key = f"{where}.status_code_ttl[{n}]"
+            if ("status_code" in entry) == ("status_code_range" in entry):
+                raise self.fail(node, key, "needs exactly one of status_code and "
+                                "status_code_range")
+            if "value" not in entry or entry["value"] < -1:
+                raise self.fail(node, f"{key}.value", "needs seconds: a number of seconds, "
+                                "0 (always revalidate) or -1 (no-store)")
 
     def algorithms(self, node: yaml.Node, where: str) -> tuple[str, ...]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:

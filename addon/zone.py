@@ -16,13 +16,17 @@ RULESETS = {
     "configuration_rules": ("http_config_settings", "set_config"),
     "cache_rules": ("http_request_cache_settings", "set_cache_settings"),
     "compression_rules": ("http_response_compression", "compress_response"),
+    "cache_response_rules": ("http_response_cache_settings", "set_cache_settings"),
 }
+RESPONSE_PHASES = ("compression_rules", "cache_response_rules")  # may read http.response.*
 
 # Zone settings this version acts on; the rest are accepted and reported as not emulated.
 CONTENT_FEATURES = {"email_obfuscation", "automatic_https_rewrites", "rocket_loader",
                     "mirage", "polish"}  # fmt: skip
 EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES}
-EMULATED_CACHE_PARAMETERS = {"respect_strong_etags"}
+EMULATED_CACHE_PARAMETERS = {"respect_strong_etags", "cache", "edge_ttl", "browser_ttl",
+                             "serve_stale", "cache_key", "origin_cache_control"}
+EMULATED_CACHE_RESPONSE_PARAMETERS = {"strip_etags", "strip_last_modified", "strip_set_cookie"}
 EMULATED_CONFIG_PARAMETERS = set(CONTENT_FEATURES)
 
 # facts 2.2.3: Respect Strong ETags turns these features off.
@@ -43,7 +47,7 @@ ETAG_REMOVAL_DOCUMENTED = frozenset({"email_obfuscation", "automatic_https_rewri
 
 @dataclass(frozen=True)
 class Rule:
-    section: str  # configuration_rules | cache_rules | compression_rules
+    section: str  # a key of RULESETS
     position: int  # 1-based within its section
     description: str
     expression: Expression
@@ -65,6 +69,7 @@ class Zone:
     configuration_rules: tuple[Rule, ...]
     cache_rules: tuple[Rule, ...]
     compression_rules: tuple[Rule, ...]
+    cache_response_rules: tuple[Rule, ...]
     not_emulated: tuple[str, ...]  # keys accepted but not acted on (reported once)
     # hosts known to serve HTTPS, for Automatic HTTPS Rewrites; empty: the request's host
     https_hosts: tuple[str, ...] = ()

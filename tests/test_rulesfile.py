@@ -49,9 +49,10 @@ configuration_rules:
 """)
     assert z.cache_rules[0].label == 'cache_rules[1] "Strong ETags for static files"'
     assert z.compression_rules[0].action_parameters["algorithms"] == ("gzip", "auto")
-    assert "cache_rules[1].action_parameters.cache" in z.not_emulated
-    assert "cache_rules[1].action_parameters.respect_strong_etags" not in z.not_emulated
-    assert "configuration_rules[1].action_parameters.security_level" in z.not_emulated
+    # the edge cache emulates cache, edge_ttl and respect_strong_etags
+    assert z.not_emulated == ("configuration_rules[1].action_parameters.security_level",)
+    assert z.cache_rules[0].action_parameters["edge_ttl"] == {"mode": "override_origin",
+                                                              "default": 3600}
 
 
 @pytest.mark.parametrize(

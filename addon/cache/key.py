@@ -1,0 +1,102 @@
+"""The cache key (facts 6.18, 5.1.4), as readable text so the log can show it.
+
+Not varied by Accept-Encoding unless a cache rule puts it there with `header.contains`
+(facts 1.5.1, 1.5.7): by default one object per URL, whatever the visitor accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from addon.facts import Headers
+from addon.facts import header
+from addon.facts import wire_text
+
+# facts 6.18: request headers that are part of the default key when present
+DEFAULT_KEY_HEADERS = (b"origin", b"x-http-method-override", b"x-http-method",
+                       b"x-method-override", b"x-forwarded-host", b"x-host",
+                       b"x-original-url", b"x-rewrite-url", b"forwarded")  # fmt: skip
+
+
+def cache_key(scheme: str, host: str, target: str, headers: Headers,
+              params: dict[str, Any]) -> str:
+    """The key of the object a request maps to. `params` is the cache rule's `cache_key`."""
+    custom = params.get("custom_key") or {}
+    path, _, query = target.partition("?")
+    query = _query(query, custom.get("query_string") or {},
+                   bool(params.get("ignore_query_strings_order")))
+    # host.resolved: the host after origin rules; there are none here, so it is the same
+    # host (kept in the key either way)
+    parts = [f"{scheme}://{host.lower()}{path}" + (f"?{query}" if query else "")]
+    header_rules = custom.get("header") or {}
+    for name in DEFAULT_KEY_HEADERS:
+        if name == b"origin" and header_rules.get("exclude_origin"):
+            continue
+        value = header(headers, name)
+        if value is not None:
+            parts.append(f"{name.decode()}={wire_text(value)}")
+    scheme_header = header(headers, b"x-forwarded-scheme")
+    if scheme_header is not None and scheme_header.lower() not in (b"http", b"https"):
+        parts.append(f"x-forwarded-scheme={wire_text(scheme_header)}")
+    for name in header_rules.get("include") or ():
+        value = header(headers, name.lower().encode())
+        parts.append(f"header {name.lower()}={wire_text(value) if value is not None else ''}")
+    for name in header_rules.get("check_presence") or ():
+        present = header(headers, name.lower().encode()) is not None
+        parts.append(f"header {name.lower()} {'present' if present else 'absent'}")
+    for name, wanted in (header_rules.get("contains") or {}).items():
+        value = header(headers, name.lower().encode())
+        tokens = {t.split(b";")[0].strip().lower() for t in (value or b"").split(b",")}
+        found = [w for w in wanted if w.lower().encode() in tokens]
+        parts.append(f"header {name.lower()} contains [{','.join(found)}]")
+    cookie_rules = custom.get("cookie") or {}
+    if cookie_rules:
+        cookies = _cookies(header(headers, b"cookie"))
+        for name in cookie_rules.get("include") or ():
+            parts.append(f"cookie {name}={cookies.get(name, '')}")
+        for name in cookie_rules.get("check_presence") or ():
+            parts.append(f"cookie {name} {'present' if name in cookies else 'absent'}")
+    return " | ".join(parts)
+
+
+def _query(query: str, rules: dict[str, Any], sort: bool) -> str:
+    include = _names(rules.get("include"))
+    exclude = _names(rules.get("exclude"))
+    if include is None and exclude is None and not sort:
+        return query
+    pairs = [p for p in query.split("&") if p]
+    if include == "*" or exclude is None and include is None:
+        kept = pairs
+    elif include is not None:
+        kept = [p for p in pairs if _param(p) in include]
+    elif exclude == "*":
+        kept = []
+    else:
+        kept = [p for p in pairs if _param(p) not in exclude]
+    return "&".join(sorted(kept) if sort else kept)
+
+
+def _names(value: Any) -> set[str] | str | None:
+    """The two API forms: `{list: [..]}` / `{all: true}`, and the older `[..]` / `["*"]`."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if value.get("all"):
+            return "*"
+        return set(value.get("list") or ())
+    names = set(value)
+    return "*" if "*" in names else names
+
+
+def _param(pair: str) -> str:
+    return (parse_qsl(pair, keep_blank_values=True) or [(pair.split("=", 1)[0], "")])[0][0]
+
+
+def _cookies(value: bytes | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in wire_text(value or b"").split(";"):
+        name, eq, val = part.strip().partition("=")
+        if name and eq:
+            out.setdefault(name, val)
+    return out
