@@ -141,8 +141,7 @@ class CloudflareEdge:
             elif self.store is None:
                 self.store = cache.Store(size)
             else:
-                self.store.capacity = size
-                self.store.purge() if self.store.bytes > size else None
+                self.store.resize(size)
         if "cf_eventlog" in updated:
             if ctx.options.cf_eventlog not in EVENTLOG_CHOICES:
                 raise exceptions.OptionsError(
@@ -446,9 +445,13 @@ class CloudflareEdge:
     def _log(self, entry: dict, plan: pipeline.ResponsePlan) -> None:
         self._write(entry)
         d = plan.decision
-        if self.eventlog == "off" or (not d.changed and self.eventlog != "all"):
+        notable = d.changed or plan.not_modified == "edge"
+        if self.eventlog == "off" or (not notable and self.eventlog != "all"):
             return  # a log record costs an event-loop round trip in mitmproxy
-        logger.info(f"cf_edge: {entry['method']} {entry['url']} {entry['status']}: "
+        status = entry["status_out"]
+        if entry["cache_status"]:
+            status = f"{status} {entry['cache_status']}"
+        logger.info(f"cf_edge: {entry['method']} {entry['url']} {status}: "
                     f"{d.encoding_in} -> {d.encoding_out}, ETag {d.etag_action}: {d.reason}")
         for note in plan.notes:
             logger.info("cf_edge: %s: %s", entry["url"], note)
@@ -556,9 +559,18 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
 
 def annotate(flow: http.HTTPFlow, entry: dict) -> None:
     flow.metadata[META] = {**entry, "handled": True}
+    lines = []
     if entry["changed"]:
         flow.marked = MARKER
-        flow.comment = f"Cloudflare edge: {entry['reason']}"
+        lines.append(f"Cloudflare edge: {entry['reason']}")
+    if entry.get("cache_status"):
+        by = entry.get("not_modified")
+        lines.append(f"cf-cache-status {entry['cache_status']}"
+                     + (f", 304 from the {by}" if by else "")
+                     + (f", key {entry['cache_key']}" if entry["cache_key"] else "")
+                     + f": {entry['cache_reason']}")
+    if lines:
+        flow.comment = "\n".join(lines)
 
 
 def _mtime(path: Path) -> float | None:

@@ -63,14 +63,21 @@ class Store:
         if obj.size > self.capacity:
             self.counts["too_large"] += 1
             return False
-        while self.bytes + obj.size > self.capacity and self.objects:
-            _, old = self.objects.popitem(last=False)
-            self.bytes -= old.size
-            self.counts["evicted"] += 1
+        self._evict(obj.size)
         self.objects[obj.key] = obj
         self.bytes += obj.size
         self.counts["stored"] += 1
         return True
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._evict(0)
+
+    def _evict(self, room: int) -> None:
+        while self.bytes + room > self.capacity and self.objects:
+            _, old = self.objects.popitem(last=False)
+            self.bytes -= old.size
+            self.counts["evicted"] += 1
 
     def remove(self, key: str) -> bool:
         obj = self.objects.pop(key, None)
