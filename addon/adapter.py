@@ -448,11 +448,11 @@ class CloudflareEdge:
         notable = d.changed or plan.not_modified == "edge"
         if self.eventlog == "off" or (not notable and self.eventlog != "all"):
             return  # a log record costs an event-loop round trip in mitmproxy
-        status = entry["status_out"]
-        if entry["cache_status"]:
-            status = f"{status} {entry['cache_status']}"
-        logger.info(f"cf_edge: {entry['method']} {entry['url']} {status}: "
-                    f"{d.encoding_in} -> {d.encoding_out}, ETag {d.etag_action}: {d.reason}")
+        cache_status = f" [cf-cache-status {entry['cache_status']}]" if entry["cache_status"] \
+            else ""
+        logger.info(f"cf_edge: {entry['method']} {entry['url']} {entry['status_out']}: "
+                    f"{d.encoding_in} -> {d.encoding_out}, ETag {d.etag_action}: {d.reason}"
+                    f"{cache_status}")
         for note in plan.notes:
             logger.info("cf_edge: %s: %s", entry["url"], note)
 
