@@ -20,6 +20,7 @@ from mitmproxy import command
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
+from mitmproxy.net.http import status_codes
 from mitmproxy.utils import human
 
 from addon import cache
@@ -502,8 +503,17 @@ def stored_response(facts: ResponseFacts, flow: http.HTTPFlow) -> http.Response:
     headers = facts.headers
     if version.startswith(("HTTP/2", "HTTP/3")):
         headers = tuple((k.lower(), v) for k, v in headers)  # h2/h3 require lower case
-    return http.Response(version.encode(), facts.status, b"", http.Headers(headers),
+    reason = status_codes.RESPONSES.get(facts.status, "") if version.startswith("HTTP/1") \
+        else ""
+    return http.Response(version.encode(), facts.status, reason.encode(), http.Headers(headers),
                          facts.body, None, now, now)
+
+
+def _reason(status: int, resp: http.Response) -> bytes:
+    """The reason phrase (HTTP/1 only; HTTP/2 and 3 have none)."""
+    if not resp.http_version.startswith("HTTP/1"):
+        return b""
+    return status_codes.RESPONSES.get(status, "").encode()
 
 
 def _now(flow: http.HTTPFlow) -> float:
@@ -546,12 +556,18 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
             resp.headers[name] = value
     if plan.not_modified == "edge":
         resp.status_code = 304
-        resp.reason = b"Not Modified" if resp.http_version.startswith("HTTP/1") else b""
+        resp.reason = _reason(304, resp)
         resp.raw_content = b""
         for name in {k.lower() for k in resp.headers}:
             if name.encode() not in pipeline.NOT_MODIFIED_HEADERS:
                 resp.headers.pop(name, None)
-    elif plan.head:
+    elif plan.range_status is not None and plan.range_body is not None:
+        resp.status_code = plan.range_status
+        resp.reason = _reason(plan.range_status, resp)
+        resp.raw_content = plan.range_body
+        resp.headers.pop(b"transfer-encoding", None)
+        resp.headers[b"content-length"] = str(len(plan.range_body)).encode()
+    if plan.head:
         resp.raw_content = b""  # HEAD: the GET's headers, Content-Length included, no body
         if "chunked" in resp.headers.get("transfer-encoding", "").lower():
             resp.headers.pop(b"content-length", None)

@@ -25,6 +25,7 @@ from addon import codings
 from addon import html
 from addon import polish
 from addon.accept_encoding import IDENTITY
+from addon.cache import ranges
 from addon.cache.conditional import not_modified
 from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
@@ -98,6 +99,8 @@ class ResponsePlan:
     edge_headers: tuple[tuple[bytes, bytes | None], ...] = ()  # None deletes
     not_modified: str | None = None  # "edge" (a 304 made here) | "origin" (relayed)
     head: bool = False  # the visitor asked HEAD: headers of the GET, no body
+    range_status: int | None = None  # 206 or 416 served from a cached object (facts 1.8)
+    range_body: bytes | None = None
 
 
 # ---- request phases -------------------------------------------------------------------------
@@ -364,14 +367,36 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
     if browser is not None:
         edits.append((b"cache-control", browser))
     by = None
+    range_status, range_body, notes = None, None, plan.notes
     if response.status == 304:
         by = "origin"
     elif served.stored and response.status == 200:
         last_modified = served.last_modified or header(response.headers, b"last-modified")
-        if not_modified(state.request.headers, plan.decision.etag_out, last_modified):
-            by = "edge"
+        visitor = state.request.headers
+        if not_modified(visitor, plan.decision.etag_out, last_modified):
+            by = "edge"  # conditionals take precedence over Range (facts 1.8.7)
+        elif (wanted := header(visitor, b"range")) is not None:
+            if plan.decision.encoding_out != IDENTITY:
+                notes += (f"Range ignored: the visitor gets {plan.decision.encoding_out}, and "
+                          "ranges are served of the identity representation only (facts "
+                          "1.8.1, 1.8.10, modelled)",)
+            else:
+                body = plan.body if plan.body is not None else response.body or b""
+                answer = ranges.evaluate(wanted, header(visitor, b"if-range"), len(body),
+                                         plan.decision.etag_out, last_modified)
+                assert answer is not None
+                notes += (f"Range: {answer.reason}",)
+                if answer.status == 206:
+                    range_body, described = ranges.partial_body(
+                        answer, body, header(response.headers, b"content-type"))
+                    edits += described
+                elif answer.status == 416:
+                    range_body = b""
+                    edits.append((b"content-range", b"bytes */%d" % len(body)))
+                range_status = answer.status if answer.status != 200 else None
     head = state.request.method.upper() == "HEAD"
-    return replace(plan, edge_headers=tuple(edits), not_modified=by, head=head)
+    return replace(plan, edge_headers=tuple(edits), not_modified=by, head=head,
+                   range_status=range_status, range_body=range_body, notes=notes)
 
 
 def _browser_ttl(params: dict[str, Any], value: bytes | None) -> bytes | None:
@@ -457,5 +482,5 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
         "cache_reason": served.reason if served else None,
         "age": served.age if served else None,
         "not_modified": plan.not_modified,
-        "status_out": 304 if plan.not_modified == "edge" else response.status,
+        "status_out": 304 if plan.not_modified == "edge" else plan.range_status or response.status,
     }

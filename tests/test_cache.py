@@ -11,6 +11,7 @@ import pytest
 from addon import cache
 from addon import codings
 from addon import pipeline
+from addon.cache import ranges as cache_ranges
 from addon.cache.conditional import if_none_match
 from addon.cache.conditional import not_modified
 from addon.cache.conditional import parse_http_date
@@ -586,3 +587,59 @@ def test_cache_response_rules_are_checked():
                        r"strip_etag: unknown key; did you mean `strip_etags`"):
         parse_rules("plan: pro\ncache_response_rules:\n  - expression: 'true'\n"
                     "    action_parameters: {strip_etag: true}\n")
+
+
+# ---- ranges of a cached object (facts 1.8) --------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "status", "ranges"), [
+    (b"bytes=100-199", 206, ((100, 199),)),
+    (b"bytes=100-", 206, ((100, 999),)),
+    (b"bytes=-100", 206, ((900, 999),)),
+    (b"bytes=900-5000", 206, ((900, 999),)),  # the end is clipped
+    (b"bytes=-5000", 206, ((0, 999),)),  # an oversized suffix: the whole file as 206
+    (b"bytes=0-9, 20-29", 206, ((0, 9), (20, 29))),
+    (b"bytes=0-9, 5000-6000", 206, ((0, 9),)),  # one satisfiable range remains
+    (b"bytes=", 416, ()),
+    (b"bytes=-0", 416, ()),
+    (b"bytes=200-100", 416, ()),
+    (b"bytes=1000-", 416, ()),
+    (b"bytes=0-9, 5-20", 200, ()),  # overlapping: ignored
+    (b"bytes=20-29, 0-9", 200, ()),  # out of order: ignored
+    (b"items=0-9", 200, ()),
+    (b"bytes=a-b", 200, ()),
+    (b"bytes=0-99999999999999999999", 200, ()),
+    (b"bytes=" + b",".join(b"%d-%d" % (i, i) for i in range(301)), 200, ()),
+])
+def test_range_rules(value, status, ranges):
+    answer = cache_ranges.evaluate(value, None, 1000, b'"v1"', None)
+    assert (answer.status, answer.ranges) == (status, ranges), answer.reason
+
+
+def test_if_range_and_empty_files():
+    assert cache_ranges.evaluate(b"bytes=0-9", b'"v1"', 100, b'"v1"', None).status == 206
+    assert cache_ranges.evaluate(b"bytes=0-9", b'"v0"', 100, b'"v1"', None).status == 200
+    lm = b"Sun, 06 Nov 1994 08:49:37 GMT"
+    assert cache_ranges.evaluate(b"bytes=0-9", lm, 100, None, lm).status == 206
+    assert cache_ranges.evaluate(b"bytes=0-9", None, 0, None, None).status == 416
+
+
+def test_ranges_served_from_cache_only_for_identity():
+    edge = Edge()
+    edge.get()  # fill
+    plan = edge.get(accept="identity", headers=[(b"Range", b"bytes=10-19")])
+    assert plan.range_status == 206 and plan.range_body == CSS[10:20]
+    assert _edge_headers(plan)[b"content-range"] == b"bytes 10-19/%d" % len(CSS)
+    multi = edge.get(accept="identity", headers=[(b"Range", b"bytes=0-1, 10-11")])
+    assert multi.range_status == 206 and b"multipart/byteranges" in _edge_headers(multi)[
+        b"content-type"]
+    assert CSS[10:12] in multi.range_body
+    encoded = edge.get(accept="gzip", headers=[(b"Range", b"bytes=10-19")])
+    assert encoded.range_status is None and "Range ignored" in encoded.notes[-1]
+    bad = edge.get(accept="identity", headers=[(b"Range", b"bytes=99999-")])
+    assert bad.range_status == 416 and _edge_headers(bad)[b"content-range"] == (
+        b"bytes */%d" % len(CSS))
+    # If-None-Match goes first (facts 1.8.7)
+    both = edge.get(accept="identity", headers=[(b"Range", b"bytes=0-1"),
+                                                (b"If-None-Match", b'"v1"')])
+    assert both.not_modified == "edge" and both.range_status is None

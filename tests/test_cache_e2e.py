@@ -295,3 +295,23 @@ def test_purge_and_stats_commands(tmp_path):
         assert stats["objects"] == 0 and stats["purged"] == 4
         tctx.configure(edge, cf_cache=False)
         assert edge.store is None and json.loads(call("cf.cache.stats")) == {"enabled": False}
+
+
+def test_ranges_on_a_miss_and_from_cache(tmp_path, origin):
+    origin.routes[b"/r.png"] = origin_with([(b"Content-Type", b"image/png"), (b"ETag", b'"i1"')],
+                                           bytes(range(256)) * 8)
+    identity = [(b"Accept-Encoding", b"identity")]
+    with proxy(tmp_path, origin) as m:
+        r = get(m.port, b"/r.png", [*identity, (b"Range", b"bytes=10-19")])
+        assert b"range" not in seen(origin, b"/r.png")[0]  # the cold miss fetches it whole
+        assert r.status == 206 and r.body == bytes(range(10, 20))
+        assert r.header(b"content-range") == b"bytes 10-19/2048"
+        assert r.header(b"cf-cache-status") == b"MISS"
+        r = get(m.port, b"/r.png", [*identity, (b"Range", b"bytes=-5")])
+        assert r.status == 206 and r.body == bytes(range(251, 256))
+        assert r.header(b"cf-cache-status") == b"HIT"
+        r = get(m.port, b"/r.png", [*identity, (b"Range", b"bytes=4096-")])
+        assert r.status == 416 and r.header(b"content-range") == b"bytes */2048"
+        assert len(seen(origin, b"/r.png")) == 1
+        rec = m.wait_records(lambda r: r["status_out"] == 416)
+        assert any("starts at or after the end" in n for n in rec["notes"])
