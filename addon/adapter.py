@@ -27,6 +27,7 @@ from addon import cache
 from addon import pipeline
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
+from addon.facts import edit_headers
 from addon.facts import wire_text
 from addon.rulesfile import RulesFileError
 from addon.rulesfile import load_rules
@@ -221,11 +222,11 @@ class CloudflareEdge:
             return
         if flow.live:  # towards the origin (facts 8.6, 8.7)
             req = flow.request
-            for name in lk.origin.remove:
-                req.headers.pop(name, None)
-            for name, value in (*lk.origin.set, *pipeline.origin_headers(state)):
-                req.headers[name] = value
-            req.method = lk.origin.method
+            edits = [(name, None) for name in lk.origin.remove]
+            edits += [*lk.origin.set, *pipeline.origin_headers(state)]
+            req.headers.fields = edit_headers(req.headers.fields, edits)
+            if req.method != lk.origin.method:
+                req.method = lk.origin.method
 
     async def _lookup(self, flow: http.HTTPFlow, state: pipeline.RequestState) -> cache.Lookup:
         """The cache lookup; a miss waits while another request fills the same key, then
@@ -268,13 +269,9 @@ class CloudflareEdge:
         probe.metadata = {BACKGROUND: lk.key}
         req = probe.request
         req.method = lk.background.method
-        for name in lk.background.remove:
-            req.headers.pop(name, None)
-        extra = pipeline.origin_headers(state) if state is not None else ()
-        for name, value in (*lk.background.set, *extra):
-            req.headers[name] = value
-        if state is not None and not state.respect_strong_etags:
-            req.headers["accept-encoding"] = state.origin_accept_encoding
+        edits = [(name, None) for name in lk.background.remove]
+        edits += [*lk.background.set, *(pipeline.origin_headers(state) if state else ())]
+        req.headers.fields = edit_headers(req.headers.fields, edits)
         self.filling[lk.key] = asyncio.Event()
         self.background[probe.id] = lk
         ctx.master.commands.call("replay.client", [probe])
@@ -299,6 +296,7 @@ class CloudflareEdge:
     async def _respond(self, flow: http.HTTPFlow, zone: Zone, state: pipeline.RequestState,
                        lk: cache.Lookup | None, served: cache.Served | None) -> None:
         assert flow.response is not None
+        answered_in_request = served is not None  # HIT, UPDATING (live or replayed)
         try:
             facts = response_facts(flow.response)
             rules: tuple[str, ...] = ()
@@ -324,8 +322,8 @@ class CloudflareEdge:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
                            wire_text(flow.request.pretty_url), e, exc_info=True)
             return
-        if served is not None and served.from_store and flow.response is not None:
-            flow.response = stored_response(served.response, flow)
+        if served is not None and served.from_store and not answered_in_request:
+            flow.response = stored_response(served.response, flow)  # REVALIDATED, STALE
         apply_plan(flow, plan)  # everything computed: only now touch the flow
         annotate(flow, entry)
         self._log(entry, plan)
@@ -531,46 +529,46 @@ def response_facts(resp: http.Response) -> ResponseFacts:
 
 
 def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
+    """Apply a finished plan; the headers change in one pass, byte for byte otherwise."""
     resp = flow.response
     assert resp is not None and plan.recode is None
+    edits: list[tuple[bytes, bytes | None]] = []
+    body = None
     if plan.decision.changed:
-        if plan.body is not None:
-            resp.raw_content = plan.body
-        for name, value in plan.headers.items():  # bytes in, bytes out: nothing re-encoded
-            if value is None:
-                resp.headers.pop(name, None)
-            else:
-                resp.headers[name] = value
+        body = plan.body
+        edits += plan.headers.items()  # bytes in, bytes out: nothing re-encoded
         if plan.drop_content_length and plan.body is not None:
             if resp.http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
-                resp.headers[b"content-length"] = str(len(plan.body)).encode()
+                edits.append((b"content-length", str(len(plan.body)).encode()))
             else:
-                resp.headers.pop(b"content-length", None)
+                edits.append((b"content-length", None))
                 chunked = "chunked" in resp.headers.get("transfer-encoding", "").lower()
                 if resp.http_version == "HTTP/1.1" and not chunked:
-                    resp.headers[b"transfer-encoding"] = b"chunked"
-    for name, value in plan.edge_headers:
-        if value is None:
-            resp.headers.pop(name, None)
-        else:
-            resp.headers[name] = value
+                    edits.append((b"transfer-encoding", b"chunked"))
+    edits += plan.edge_headers
+    status = None
     if plan.not_modified == "edge":
-        resp.status_code = 304
-        resp.reason = _reason(304, resp)
-        resp.raw_content = b""
-        for name in {k.lower() for k in resp.headers}:
-            if name.encode() not in pipeline.NOT_MODIFIED_HEADERS:
-                resp.headers.pop(name, None)
+        status, body = 304, b""
     elif plan.range_status is not None and plan.range_body is not None:
-        resp.status_code = plan.range_status
-        resp.reason = _reason(plan.range_status, resp)
-        resp.raw_content = plan.range_body
-        resp.headers.pop(b"transfer-encoding", None)
-        resp.headers[b"content-length"] = str(len(plan.range_body)).encode()
-    if plan.head:
-        resp.raw_content = b""  # HEAD: the GET's headers, Content-Length included, no body
-        if "chunked" in resp.headers.get("transfer-encoding", "").lower():
-            resp.headers.pop(b"content-length", None)
+        status, body = plan.range_status, plan.range_body
+        edits += [(b"transfer-encoding", None),
+                  (b"content-length", str(len(plan.range_body)).encode())]
+    fields = edit_headers(resp.headers.fields, edits) if edits else resp.headers.fields
+    if status == 304:
+        fields = tuple((k, v) for k, v in fields
+                       if k.lower() in pipeline.NOT_MODIFIED_HEADERS)
+    if plan.head:  # HEAD: the GET's headers, Content-Length included, no body
+        body = b""
+        if any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower()
+               for k, v in fields):
+            fields = tuple((k, v) for k, v in fields if k.lower() != b"content-length")
+    if body is not None:
+        resp.raw_content = body
+    if fields is not resp.headers.fields:
+        resp.headers.fields = fields
+    if status is not None:
+        resp.status_code = status
+        resp.reason = _reason(status, resp)
 
 
 def annotate(flow: http.HTTPFlow, entry: dict) -> None:

@@ -69,3 +69,25 @@ def wire_text(value: bytes | str) -> str:
             return value
         value = value.encode("utf-8", "surrogateescape")
     return value.decode("utf-8", "backslashreplace")
+
+
+def edit_headers(fields: Headers, edits: list[tuple[bytes, bytes | None]]) -> Headers:
+    """`fields` with each edit applied in order, in one pass: a value replaces the first
+    field of that name in place (later ones go) or is appended; None removes the name.
+    Everything else keeps its bytes and position, as mitmproxy's own set/pop would."""
+    final: dict[bytes, tuple[bytes, bytes | None]] = {}
+    for name, value in edits:
+        final[name.lower()] = (name, value)
+    out: list[tuple[bytes, bytes]] = []
+    done: set[bytes] = set()
+    for k, v in fields:
+        low = k.lower()
+        edit = final.get(low)
+        if edit is None:
+            out.append((k, v))
+        elif edit[1] is not None and low not in done:
+            out.append((k, edit[1]))
+            done.add(low)
+    out += [(name, value) for low, (name, value) in final.items()
+            if value is not None and low not in done]
+    return tuple(out)

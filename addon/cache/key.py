@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from addon.facts import Headers
 from addon.facts import header
+from addon.facts import header_index
 from addon.facts import wire_text
 
 # facts 6.18: request headers that are part of the default key when present
@@ -30,13 +31,15 @@ def cache_key(scheme: str, host: str, target: str, headers: Headers,
     # host (kept in the key either way)
     parts = [f"{scheme}://{host.lower()}{path}" + (f"?{query}" if query else "")]
     header_rules = custom.get("header") or {}
+    index = header_index(headers)
     for name in DEFAULT_KEY_HEADERS:
         if name == b"origin" and header_rules.get("exclude_origin"):
             continue
-        value = header(headers, name)
-        if value is not None:
-            parts.append(f"{name.decode()}={wire_text(value)}")
-    scheme_header = header(headers, b"x-forwarded-scheme")
+        values = index.get(name)
+        if values:
+            parts.append(f"{name.decode()}={wire_text(b', '.join(values))}")
+    scheme_header = b", ".join(index[b"x-forwarded-scheme"]) \
+        if b"x-forwarded-scheme" in index else None
     if scheme_header is not None and scheme_header.lower() not in (b"http", b"https"):
         parts.append(f"x-forwarded-scheme={wire_text(scheme_header)}")
     for name in header_rules.get("include") or ():

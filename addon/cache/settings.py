@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+from functools import lru_cache
 from typing import Any
 
 # facts 6.1: cached by default, by extension (not by media type); robots.txt too
@@ -46,6 +47,19 @@ def extension(path: str) -> str:
 
 def cache_settings(method: str, path: str, params: dict[str, Any], plan: str) -> CacheSettings:
     """Eligibility at request time; `params` are the merged set_cache_settings."""
+    if not params:  # no cache rule matched: the answer depends on little, so it is reused
+        path = path.split("?", 1)[0]
+        return _default_settings(method.upper(), extension(path), path == "/robots.txt", plan)
+    return _settings(method, path, params, plan)
+
+
+@lru_cache(maxsize=1024)
+def _default_settings(method: str, ext: str, robots: bool, plan: str) -> CacheSettings:
+    return _settings(method, "/robots.txt" if robots else f"/x.{ext}" if ext else "/", {},
+                     plan)
+
+
+def _settings(method: str, path: str, params: dict[str, Any], plan: str) -> CacheSettings:
     # Origin Cache Control is always on for Free/Pro/Business, optional on Enterprise where
     # it defaults to off (facts 6.5, 5.1.5)
     occ = True if plan != "enterprise" else bool(params.get("origin_cache_control", False))
