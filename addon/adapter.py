@@ -45,6 +45,7 @@ DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
 DEFAULT_CACHE_SIZE = "256m"
 BACKGROUND = "cf_edge_revalidation"  # metadata of the edge's own background requests
+CONNECT_TIMEOUT = 5.0  # an EXPIRED object is served STALE when the origin takes longer
 LOCK_TIMEOUT = 30.0  # a request waiting for a concurrent fill goes to the origin after this
 # Re-code on the event loop when the origin's body is at most INLINE_RAW bytes and decodes
 # to at most INLINE_DECODED; anything larger goes to a worker thread (the codecs release
@@ -213,6 +214,15 @@ class CloudflareEdge:
                              wire_text(flow.request.pretty_url))
             return
         self.lookups[flow.id] = lk
+        if (lk.status == "EXPIRED" and lk.obj is not None and lk.obj.stale_on_error
+                and flow.live and not await _reachable(flow)):
+            # mitmproxy would answer a failed connection with its own 502 before any hook
+            # could serve stale, so the edge checks first (only when it could serve stale)
+            served = cache.serve_stale(lk, _now(flow), "the origin is unreachable (the "
+                                       "connection failed)")
+            self.served[flow.id] = served
+            flow.response = stored_response(served.response, flow)
+            return
         if lk.origin is None:  # HIT or UPDATING: the origin is not asked
             served = cache.serve_stored(lk, _now(flow))
             self.served[flow.id] = served
@@ -512,6 +522,19 @@ def _reason(status: int, resp: http.Response) -> bytes:
     if not resp.http_version.startswith("HTTP/1"):
         return b""
     return status_codes.RESPONSES.get(status, "").encode()
+
+
+async def _reachable(flow: http.HTTPFlow) -> bool:
+    """Whether a TCP connection to the flow's server can be opened (a stale check)."""
+    if ctx.options.mode and ctx.options.mode[0].startswith("upstream:"):
+        return True  # through an upstream proxy: not ours to probe
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(flow.request.host, flow.request.port), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
 
 
 def _now(flow: http.HTTPFlow) -> float:

@@ -315,3 +315,33 @@ def test_ranges_on_a_miss_and_from_cache(tmp_path, origin):
         assert len(seen(origin, b"/r.png")) == 1
         rec = m.wait_records(lambda r: r["status_out"] == 416)
         assert any("starts at or after the end" in n for n in rec["notes"])
+
+
+def test_stale_when_the_origin_fails_or_is_gone(tmp_path):
+    state = {"status": 200}
+
+    def handle(target: bytes, head: bytes) -> Route:
+        if state["status"] != 200:
+            return Route(response(state["status"], [(b"Content-Type", b"text/plain")], b"down"))
+        return Route(response(200, [(b"Content-Type", b"text/css"),
+                                    (b"Cache-Control", b"max-age=1")], CSS))
+
+    origin = Origin({b"/s.css": handle})
+    try:
+        # in reverse mode mitmproxy connects to the origin when the visitor connects, before
+        # any hook, unless told to connect per request
+        with proxy(tmp_path, origin, RULES, "--set", "connection_strategy=lazy") as m:
+            assert get(m.port, b"/s.css", GZ).header(b"cf-cache-status") == b"MISS"
+            time.sleep(1.2)
+            state["status"] = 503
+            r = get(m.port, b"/s.css", GZ)
+            assert r.status == 200 and r.header(b"cf-cache-status") == b"STALE"
+            assert codings.decode(r.body, "gzip") == CSS and r.header(b"age") is not None
+            origin.stop()  # now the connection itself fails
+            time.sleep(0.2)
+            r = get(m.port, b"/s.css", GZ)
+            assert r.status == 200 and r.header(b"cf-cache-status") == b"STALE"
+            rec = m.wait_records(lambda r: "unreachable" in (r["cache_reason"] or ""))
+            assert rec["cache_status"] == "STALE"
+    finally:
+        origin.stop()

@@ -13,10 +13,11 @@ from addon.cache.phases import Served
 from addon.cache.phases import after_background
 from addon.cache.phases import after_origin
 from addon.cache.phases import lookup
+from addon.cache.phases import serve_stale
 from addon.cache.phases import serve_stored
 from addon.cache.settings import CacheSettings
 from addon.cache.settings import cache_settings
 from addon.cache.store import Store
 
 __all__ = ["CacheSettings", "Lookup", "Served", "Store", "after_background", "after_origin",
-           "cache_settings", "lookup", "serve_stored"]
+           "cache_settings", "lookup", "serve_stale", "serve_stored"]

@@ -111,6 +111,13 @@ def serve_stored(lk: Lookup, now: float) -> Served:
     return _from_object(lk.status, lk.obj, lk.reason, now)
 
 
+def serve_stale(lk: Lookup, now: float, why: str) -> Served:
+    """EXPIRED, and the origin cannot be reached: the stored object, served STALE."""
+    assert lk.obj is not None
+    return _from_object("STALE", lk.obj, f"{why}; the expired object was served stale "
+                        "(facts 6.13, 6.21)", now)
+
+
 def after_origin(store: Store, lk: Lookup, request: RequestFacts, response: ResponseFacts,
                  plan: str, strip: tuple[bytes, ...], now: float,
                  recorded: bool = False) -> Served:
