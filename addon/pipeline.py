@@ -399,6 +399,15 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
                    range_status=range_status, range_body=range_body, notes=notes)
 
 
+def _bytes_out(plan: ResponsePlan, body_in: int) -> int:
+    """The body bytes the visitor got: none for a 304 or HEAD, the range for a 206."""
+    if plan.not_modified == "edge" or plan.head:
+        return 0
+    if plan.range_body is not None:
+        return len(plan.range_body)
+    return len(plan.body) if plan.body is not None else body_in
+
+
 def _evolve(plan: ResponsePlan, **changes: Any) -> ResponsePlan:
     """dataclasses.replace without its introspection, which costs ~10 us per call on the
     hot path; the plan is frozen only against accidental changes."""
@@ -484,7 +493,7 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
         "notes": list(plan.notes),
         "features": plan.features,
         "bytes_in": body_in,
-        "bytes_out": len(plan.body) if plan.body is not None else body_in,
+        "bytes_out": _bytes_out(plan, body_in),
         "cache_status": served.status if served else None,
         "cache_key": served.key if served else None,
         "cache_reason": served.reason if served else None,
