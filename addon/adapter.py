@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from mitmproxy import command
+from mitmproxy import contentviews
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
@@ -24,11 +25,15 @@ from mitmproxy.net.http import status_codes
 from mitmproxy.utils import human
 
 from addon import cache
+from addon import diagnosis
 from addon import pipeline
+from addon.cache.conditional import CONDITIONAL_HEADERS
+from addon.contentview import EdgeView
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import edit_headers
 from addon.facts import wire_text
+from addon.report import Report
 from addon.rulesfile import RulesFileError
 from addon.rulesfile import load_rules
 from addon.zone import Zone
@@ -39,12 +44,14 @@ DEFAULT_RULES = "rules.yaml"
 BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
 MARKER = ":cloud:"
 META = "cf_edge"
-OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog", "cf_cache", "cf_cache_size")
+OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog", "cf_cache", "cf_cache_size",
+           "cf_report", "cf_trace", "cf_diagnose_probe")
 RELOAD_INTERVAL = 1.0
 DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
 DEFAULT_CACHE_SIZE = "256m"
 BACKGROUND = "cf_edge_revalidation"  # metadata of the edge's own background requests
+PROBE = "cf_edge_probe"  # metadata of the origin-diagnosis probes (cf_diagnose_probe)
 CONNECT_TIMEOUT = 5.0  # an EXPIRED object is served STALE when the origin takes longer
 LOCK_TIMEOUT = 30.0  # a request waiting for a concurrent fill goes to the origin after this
 # Re-code on the event loop when the origin's body is at most INLINE_RAW bytes and decodes
@@ -72,6 +79,12 @@ class CloudflareEdge:
         self.served: dict[str, cache.Served] = {}  # answered from cache in `request`
         self.filling: dict[str, asyncio.Event] = {}  # cache key -> set when its fill is done
         self.background: dict[str, cache.Lookup] = {}  # revalidation flow id -> lookup
+        self.report: Report | None = None
+        self.report_path: Path | None = None
+        self.trace = False
+        self.probe = False
+        self.probed: dict[str, None] = {}  # URLs probed, oldest first (bounded)
+        self.diagnosis = diagnosis.OriginDiagnosis()
 
     # ---- lifecycle (all synchronous, see mitmproxy-notes 2.4) ----
 
@@ -107,6 +120,24 @@ class CloudflareEdge:
             "Most bytes the edge cache holds (e.g. 64m, 1g); the least recently used objects "
             "are evicted first.",
         )  # fmt: skip
+
+        loader.add_option(
+            "cf_report", str, "",
+            "Write a report of the run to this Markdown file, and the same as a self-contained "
+            "HTML page next to it, when mitmproxy stops or a recording has been replayed.",
+        )  # fmt: skip
+        loader.add_option(
+            "cf_trace", bool, False,
+            f"Add a response header ({pipeline.TRACE_HEADER.decode()}) that explains the "
+            "edge's decision in one line, for the browser's developer tools.",
+        )  # fmt: skip
+        loader.add_option(
+            "cf_diagnose_probe", bool, False,
+            "Origin diagnosis: once per URL with a strong ETag, ask the origin again with the "
+            "weakened W/ tag a browser behind Cloudflare sends, to find origins whose 304s "
+            "are lost (one extra origin request per URL).",
+        )  # fmt: skip
+        contentviews.add(EdgeView())
 
     def configure(self, updated) -> None:
         if "cf_rules" in updated:
@@ -145,6 +176,18 @@ class CloudflareEdge:
                 self.store = cache.Store(size)
             else:
                 self.store.resize(size)
+        if "cf_report" in updated:
+            value = ctx.options.cf_report
+            path = Path(value) if value else None
+            if path is not None and (path.is_dir() or not path.parent.is_dir()):
+                raise exceptions.OptionsError(
+                    f"cf_report: {value} must be a file in an existing directory")
+            self.report_path = path
+            self.report = Report() if path is not None else None
+        if "cf_trace" in updated:
+            self.trace = bool(ctx.options.cf_trace)
+        if "cf_diagnose_probe" in updated:
+            self.probe = bool(ctx.options.cf_diagnose_probe)
         if "cf_eventlog" in updated:
             if ctx.options.cf_eventlog not in EVENTLOG_CHOICES:
                 raise exceptions.OptionsError(
@@ -162,6 +205,12 @@ class CloudflareEdge:
                 self.watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def done(self) -> None:
+        if self.report is not None and self.report_path is not None:
+            try:
+                md, page = self.report.write(self.report_path)
+                logger.info("cf_edge: report written to %s and %s", md, page)
+            except OSError as e:
+                logger.warning("cf_edge: cannot write the report %s: %s", self.report_path, e)
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
@@ -173,7 +222,7 @@ class CloudflareEdge:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # The visitor's headers, before anticomp/anticache change them in `request`.
-        if self.zone is None or BACKGROUND in flow.metadata:
+        if self.zone is None or BACKGROUND in flow.metadata or PROBE in flow.metadata:
             return
         if flow.metadata.get(META, {}).get("handled"):
             return  # converted in an earlier run over this recording
@@ -206,6 +255,8 @@ class CloudflareEdge:
             flow.response = http.Response.make(status, body, headers)
             annotate(flow, entry)
             self._write(entry)
+            if self.report is not None:
+                self.report.add(entry)
             return
         try:
             lk = await self._lookup(flow, state)
@@ -290,6 +341,9 @@ class CloudflareEdge:
         if BACKGROUND in flow.metadata:
             self._background_done(flow)
             return
+        if PROBE in flow.metadata:
+            self._probe_done(flow)
+            return
         state = self.states.pop(flow.id, None)
         lk = self.lookups.pop(flow.id, None)
         served = self.served.pop(flow.id, None)
@@ -327,7 +381,16 @@ class CloudflareEdge:
                 assert raw is not None
                 plan = await self._recode(plan, raw)
             plan = pipeline.finish(plan, state)
+            if self.trace:
+                plan = pipeline.with_trace(plan, state)
             entry = pipeline.record(state, served.response if served else facts, plan)
+            if not answered_in_request:  # the origin was asked: what it did
+                forwarded = not flow.live or lk is None or lk.status == "DYNAMIC"
+                findings = self.diagnosis.check(state.request, facts, forwarded)
+                if findings:
+                    entry["diagnoses"] = [f.as_dict() for f in findings]
+                if self.probe and flow.live:
+                    self._probe(flow, facts)
         except Exception as e:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
                            wire_text(flow.request.pretty_url), e, exc_info=True)
@@ -335,8 +398,47 @@ class CloudflareEdge:
         if served is not None and served.from_store and not answered_in_request:
             flow.response = stored_response(served.response, flow)  # REVALIDATED, STALE
         apply_plan(flow, plan)  # everything computed: only now touch the flow
-        annotate(flow, entry)
+        annotate(flow, entry, (served.response if served else facts).headers)
         self._log(entry, plan)
+        if self.report is not None:
+            self.report.add(entry)
+
+    def _probe(self, flow: http.HTTPFlow, facts: ResponseFacts) -> None:
+        """cf_diagnose_probe: once per URL, ask the origin again with the weakened tag a
+        browser behind Cloudflare would send; a 200 means its 304s are lost."""
+        url = flow.request.pretty_url
+        tag = diagnosis.probe_needed(request_facts(flow), facts)
+        if tag is None or url in self.probed:
+            return
+        self.probed[url] = None
+        if len(self.probed) > diagnosis.REMEMBERED_URLS:
+            self.probed.pop(next(iter(self.probed)))
+        probe = flow.copy()
+        probe.live = False
+        probe.response = None
+        probe.metadata = {PROBE: url}
+        edits = [(name, None) for name in CONDITIONAL_HEADERS] + [(b"if-none-match", tag)]
+        probe.request.headers.fields = edit_headers(probe.request.headers.fields, edits)
+        ctx.master.commands.call("replay.client", [probe])
+
+    def _probe_done(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None:
+            return
+        findings = self.diagnosis.check(request_facts(flow), response_facts(flow.response))
+        weak = [f for f in findings if f.code == "weak-if-none-match-ignored"]
+        url = flow.metadata[PROBE]
+        if weak:
+            flow.comment = f"Cloudflare edge: probe of {url}: {weak[0].message}"
+            logger.warning("cf_edge: origin diagnosis for %s: %s. Fix: %s", url,
+                           weak[0].message, weak[0].fix)
+            if self.report is not None:
+                self.report.add_finding(url, weak[0].as_dict())
+            self._write({"ts": round(time.time(), 3), "url": url, "probe": True,
+                         "status": flow.response.status_code,
+                         "diagnoses": [weak[0].as_dict()]})
+        else:
+            flow.comment = (f"Cloudflare edge: probe of {url}: the origin answered "
+                            f"{flow.response.status_code} to the weakened tag")
 
     def _background_done(self, flow: http.HTTPFlow) -> None:
         lk = self.background.pop(flow.id, None)
@@ -594,8 +696,10 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
         resp.reason = _reason(status, resp)
 
 
-def annotate(flow: http.HTTPFlow, entry: dict) -> None:
-    flow.metadata[META] = {**entry, "handled": True}
+def annotate(flow: http.HTTPFlow, entry: dict, headers_in=()) -> None:
+    """The record in flow.metadata (with the headers before the edge, for the content view),
+    the flow's comment, and the cloud marker on converted flows."""
+    flow.metadata[META] = {**entry, "handled": True, "headers_in": [list(h) for h in headers_in]}
     lines = []
     if entry["changed"]:
         flow.marked = MARKER
@@ -606,6 +710,8 @@ def annotate(flow: http.HTTPFlow, entry: dict) -> None:
                      + (f", 304 from the {by}" if by else "")
                      + (f", key {entry['cache_key']}" if entry["cache_key"] else "")
                      + f": {entry['cache_reason']}")
+    for d in entry.get("diagnoses") or ():
+        lines.append(f"origin diagnosis ({d['code']}): {d['message']}. Fix: {d['fix']}")
     if lines:
         flow.comment = "\n".join(lines)
 

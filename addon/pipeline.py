@@ -416,6 +416,28 @@ def _evolve(plan: ResponsePlan, **changes: Any) -> ResponsePlan:
     return new
 
 
+TRACE_HEADER = b"x-cf-edge-trace"  # cf_trace: ours, so no cf- prefix that Cloudflare owns
+
+
+def with_trace(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
+    """cf_trace: one response header that says what the edge did, why, and by which rule."""
+    d = plan.decision
+    parts = [f"{d.action} {d.encoding_in}->{d.encoding_out}",
+             f"ETag {d.etag_action}" + (f" {wire_text(plan.etag.raw)}" if plan.etag else "")
+             + (f"->{wire_text(d.etag_out)}" if d.etag_out and d.etag_action == "weakened"
+                else "")]
+    if plan.served is not None:
+        parts.append(f"cache {plan.served.status}")
+    if plan.not_modified:
+        parts.append(f"304 by {plan.not_modified}")
+    parts.append(d.reason)
+    if plan.rules:
+        parts.append("rules: " + ", ".join(plan.rules))
+    line = "; ".join(parts)
+    value = line.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
+    return _evolve(plan, edge_headers=(*plan.edge_headers, (TRACE_HEADER, value)))
+
+
 def _browser_ttl(params: dict[str, Any], value: bytes | None) -> bytes | None:
     """Browser Cache TTL override: applied only when the origin's max-age is lower or
     absent (facts 6.10, 5.1.3); None leaves Cache-Control as the origin sent it."""

@@ -1,0 +1,145 @@
+"""Origin diagnosis: what an origin does that loses its 304s behind Cloudflare, and what to
+change. Browsers behind Cloudflare send back the weakened `W/"..."` (facts 2.1, 2.4).
+
+Pure: facts in, findings out. The one check that needs memory across responses (the same
+strong ETag on different encodings) keeps a bounded map per URL.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from addon.cache.conditional import if_none_match
+from addon.cache.conditional import parse_http_date
+from addon.etag import parse_etag
+from addon.facts import RequestFacts
+from addon.facts import ResponseFacts
+from addon.facts import header
+from addon.facts import header_values
+from addon.facts import wire_text
+
+REMEMBERED_URLS = 10_000  # the encodings check looks this far back
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    fix: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "fix": self.fix}
+
+
+def weak_if_none_match_ignored(request: RequestFacts, response: ResponseFacts
+                               ) -> Finding | None:
+    """The origin answered a weak If-None-Match that matches its current ETag with 200."""
+    inm = header(request.headers, b"if-none-match")
+    etag = parse_etag(header_values(response.headers, b"etag"))
+    if (inm is None or b"W/" not in inm or response.status != 200 or etag is None
+            or etag.kind == "malformed" or not if_none_match(inm, etag.raw)):
+        return None
+    return Finding(
+        "weak-if-none-match-ignored",
+        f"the origin answered If-None-Match {wire_text(inm)} with 200, although its ETag is "
+        f"{wire_text(etag.raw)}: it compares entity tags strongly, so every revalidation of a "
+        "browser behind Cloudflare (which sends the weakened W/ tag back) costs a full body",
+        "compare If-None-Match with the weak comparison (RFC 9110 13.1.2: ignore the W/ "
+        "prefix on both sides); most frameworks do once their ETag check is not a plain "
+        "string equality")
+
+
+def weak_if_match(request: RequestFacts) -> Finding | None:
+    value = header(request.headers, b"if-match")
+    if value is None or b"W/" not in value:
+        return None
+    return Finding(
+        "weak-if-match",
+        f"the request carries If-Match {wire_text(value)}: If-Match uses the strong comparison "
+        "(RFC 9110 13.1.1), so a weak tag never matches and the request always fails with 412",
+        "send If-Match with the strong ETag, and keep the strong ETag through Cloudflare: "
+        "Respect Strong ETags on, or no re-encoding on the way (the ETag tables, facts 2.1)")
+
+
+def invalid_last_modified(response: ResponseFacts) -> Finding | None:
+    value = header(response.headers, b"last-modified")
+    if value is None or parse_http_date(value) is not None:
+        return None
+    return Finding(
+        "invalid-last-modified",
+        f"Last-Modified {wire_text(value)} is not an HTTP date, so Cloudflare cannot "
+        "revalidate with it (facts 2.4.7) and browsers' If-Modified-Since never matches",
+        'send an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 5.6.7)')
+
+
+def missing_vary(response: ResponseFacts) -> Finding | None:
+    codings = [v.strip().lower() for v in header_values(response.headers, b"content-encoding")]
+    if not codings or codings == [b"identity"]:
+        return None
+    vary = [v.strip().lower() for v in (header(response.headers, b"vary") or b"").split(b",")]
+    if b"accept-encoding" in vary or b"*" in vary:
+        return None
+    return Finding(
+        "missing-vary-accept-encoding",
+        f"the response is {wire_text(b', '.join(codings))}-encoded but has no Vary: "
+        "Accept-Encoding, so caches may hand it to clients that cannot decode it",
+        "add Vary: Accept-Encoding to every response whose encoding depends on the request's "
+        "Accept-Encoding")
+
+
+class OriginDiagnosis:
+    """Runs every check on each exchange; remembers per URL which encodings carried which
+    strong ETag."""
+
+    def __init__(self, remembered: int = REMEMBERED_URLS) -> None:
+        self.remembered = remembered
+        self.seen: OrderedDict[str, dict[bytes, str]] = OrderedDict()  # url -> etag -> coding
+
+    def check(self, request: RequestFacts, response: ResponseFacts,
+              validators_forwarded: bool = True) -> list[Finding]:
+        """`request` as the visitor sent it; `validators_forwarded`: whether its
+        conditionals reached the origin (not on a cacheable miss, facts 2.4.1)."""
+        checks = (weak_if_none_match_ignored(request, response) if validators_forwarded
+                  else None, weak_if_match(request), invalid_last_modified(response),
+                  missing_vary(response), self._same_etag(request, response))
+        return [f for f in checks if f is not None]
+
+    def _same_etag(self, request: RequestFacts, response: ResponseFacts) -> Finding | None:
+        if response.status != 200:
+            return None
+        etag = parse_etag(header_values(response.headers, b"etag"))
+        if etag is None or etag.kind != "strong":
+            return None
+        coding = wire_text(header(response.headers, b"content-encoding") or b"identity")
+        coding = coding.strip().lower() or "identity"
+        url = request.url
+        tags = self.seen.get(url)
+        if tags is None:
+            tags = self.seen[url] = {}
+            if len(self.seen) > self.remembered:
+                self.seen.popitem(last=False)
+        else:
+            self.seen.move_to_end(url)
+        before = tags.get(etag.raw)
+        tags[etag.raw] = coding
+        if before is None or before == coding:
+            return None
+        return Finding(
+            "same-strong-etag-different-encodings",
+            f"the strong ETag {wire_text(etag.raw)} came with {before} and with {coding} for "
+            "the same URL: a strong ETag promises identical bytes, so caches and range "
+            "requests can mix the two encodings",
+            "make the ETag depend on the encoding (e.g. append -gzip / -br) or send a weak "
+            "ETag, and send Vary: Accept-Encoding")
+
+
+def probe_needed(request: RequestFacts, response: ResponseFacts) -> bytes | None:
+    """The weakened tag to probe the origin with (cf_diagnose_probe): a 200 with a strong
+    ETag to a request that did not already ask with a weak one."""
+    if response.status != 200 or request.method.upper() != "GET":
+        return None
+    etag = parse_etag(header_values(response.headers, b"etag"))
+    if etag is None or etag.kind != "strong":
+        return None
+    return etag.weakened
