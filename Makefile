@@ -1,13 +1,14 @@
 # make run   - start the edge proxy on 127.0.0.1:8080 with rules.yaml
 # make test  - lint and run every test
 # make bench - what the edge costs against bare mitmdump (throughput, latency, memory, replay)
+# make demo  - a bundled demo origin with the edge in front of it (ARGS="--port 0" for any port)
 # Both create .venv themselves with a Python >= 3.12 they find on this machine.
 
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench demo clean
 
 $(STAMP): pyproject.toml
 	@set -e; \
@@ -40,6 +41,9 @@ test: lint
 
 bench: $(STAMP)
 	PYTHONPATH=. $(PY) tests/bench.py
+
+demo: $(STAMP)
+	$(PY) -m addon demo $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -657,36 +657,8 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
     """Apply a finished plan; the headers change in one pass, byte for byte otherwise."""
     resp = flow.response
     assert resp is not None and plan.recode is None
-    edits: list[tuple[bytes, bytes | None]] = []
-    body = None
-    if plan.decision.changed:
-        body = plan.body
-        edits += plan.headers.items()  # bytes in, bytes out: nothing re-encoded
-        if plan.drop_content_length and plan.body is not None:
-            if resp.http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
-                edits.append((b"content-length", str(len(plan.body)).encode()))
-            else:
-                edits.append((b"content-length", None))
-                chunked = "chunked" in resp.headers.get("transfer-encoding", "").lower()
-                if resp.http_version == "HTTP/1.1" and not chunked:
-                    edits.append((b"transfer-encoding", b"chunked"))
-    edits += plan.edge_headers
-    status = None
-    if plan.not_modified == "edge":
-        status, body = 304, b""
-    elif plan.range_status is not None and plan.range_body is not None:
-        status, body = plan.range_status, plan.range_body
-        edits += [(b"transfer-encoding", None),
-                  (b"content-length", str(len(plan.range_body)).encode())]
-    fields = edit_headers(resp.headers.fields, edits) if edits else resp.headers.fields
-    if status == 304:
-        fields = tuple((k, v) for k, v in fields
-                       if k.lower() in pipeline.NOT_MODIFIED_HEADERS)
-    if plan.head:  # HEAD: the GET's headers, Content-Length included, no body
-        body = b""
-        if any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower()
-               for k, v in fields):
-            fields = tuple((k, v) for k, v in fields if k.lower() != b"content-length")
+    status, fields, body = pipeline.visitor_response(plan, resp.headers.fields,
+                                                     resp.http_version)
     if body is not None:
         resp.raw_content = body
     if fields is not resp.headers.fields:

@@ -41,8 +41,10 @@ from addon.decision import origin_coding
 from addon.decision import pass_through
 from addon.etag import ETag
 from addon.etag import parse_etag
+from addon.facts import Headers
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
+from addon.facts import edit_headers
 from addon.facts import header
 from addon.facts import header_index
 from addon.facts import wire_text
@@ -397,6 +399,44 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
     head = state.request.method.upper() == "HEAD"
     return _evolve(plan, edge_headers=tuple(edits), not_modified=by, head=head,
                    range_status=range_status, range_body=range_body, notes=notes)
+
+
+def visitor_response(plan: ResponsePlan, fields: Headers, http_version: str
+                     ) -> tuple[int | None, Headers, bytes | None]:
+    """What the visitor gets, from the origin's (or stored) header fields: the new status
+    (None: unchanged), the header fields, the new body (None: unchanged). One pass over the
+    headers; everything the plan does not mean to change keeps its bytes."""
+    assert plan.recode is None
+    edits: list[tuple[bytes, bytes | None]] = []
+    body = None
+    if plan.decision.changed:
+        body = plan.body
+        edits += plan.headers.items()  # bytes in, bytes out: nothing re-encoded
+        if plan.drop_content_length and plan.body is not None:
+            if http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
+                edits.append((b"content-length", str(len(plan.body)).encode()))
+            else:
+                edits.append((b"content-length", None))
+                chunked = any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower()
+                              for k, v in fields)
+                if http_version == "HTTP/1.1" and not chunked:
+                    edits.append((b"transfer-encoding", b"chunked"))
+    edits += plan.edge_headers
+    status = None
+    if plan.not_modified == "edge":
+        status, body = 304, b""
+    elif plan.range_status is not None and plan.range_body is not None:
+        status, body = plan.range_status, plan.range_body
+        edits += [(b"transfer-encoding", None),
+                  (b"content-length", str(len(plan.range_body)).encode())]
+    out = edit_headers(fields, edits) if edits else fields
+    if status == 304:
+        out = tuple((k, v) for k, v in out if k.lower() in NOT_MODIFIED_HEADERS)
+    if plan.head:  # HEAD: the GET's headers, Content-Length included, no body
+        body = b""
+        if any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in out):
+            out = tuple((k, v) for k, v in out if k.lower() != b"content-length")
+    return status, out, body
 
 
 def _bytes_out(plan: ResponsePlan, body_in: int) -> int:
