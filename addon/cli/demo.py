@@ -159,7 +159,10 @@ def matrix(port: int, log: Path) -> list[list[str]]:
             rows.append([path, accept or "(none)", f"{coding} {etag.decode()}",
                          f"{h.get('content-encoding', 'identity')} {h.get('etag', '(no ETag)')}",
                          str(status), h.get("cf-cache-status", ""), _short(record)])
-        if got_etag:
+        if not got_etag:
+            rows.append([path, "a revalidating browser", f"{coding} {etag.decode()}", "-", "-",
+                         "-", "no ETag reached the visitor: nothing to revalidate with"])
+        else:
             status, h, _ = asyncio.run(_get(port, path, "gzip, br",
                                             {"If-None-Match": got_etag}))
             record = _next_record(log, seen)

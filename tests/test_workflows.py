@@ -1,0 +1,186 @@
+"""The workflows' pure parts: origin diagnosis, the report, the trace header, explain."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from addon import pipeline
+from addon.cli import explain as cli_explain
+from addon.cli.explain import ExplainError
+from addon.cli.explain import explain
+from addon.cli.explain import parse_header_dump
+from addon.diagnosis import OriginDiagnosis
+from addon.diagnosis import probe_needed
+from addon.facts import RequestFacts
+from addon.facts import ResponseFacts
+from addon.report import Report
+from tests.edge_helpers import exchange
+from tests.edge_helpers import zone
+
+
+def _req(*headers, target="/a.css"):
+    return RequestFacts(target=target, headers=((b"Host", b"example.com"), *headers))
+
+
+def _resp(*headers, status=200):
+    return ResponseFacts(status, tuple(headers), b"x")
+
+
+# ---- origin diagnosis -------------------------------------------------------------------------
+
+
+def test_origin_that_compares_strongly_is_found():
+    d = OriginDiagnosis()
+    strong = (b"ETag", b'"v1"')
+    found = d.check(_req((b"If-None-Match", b'W/"v1"')), _resp(strong))
+    assert [f.code for f in found] == ["weak-if-none-match-ignored"]
+    assert "weak comparison" in found[0].fix
+    # a 304, a different tag, or validators that never reached the origin: nothing to say
+    assert d.check(_req((b"If-None-Match", b'W/"v1"')), _resp(strong, status=304)) == []
+    assert d.check(_req((b"If-None-Match", b'W/"v0"')), _resp(strong)) == []
+    assert d.check(_req((b"If-None-Match", b'W/"v1"')), _resp(strong),
+                   validators_forwarded=False) == []
+
+
+def test_weak_if_match_and_invalid_last_modified():
+    d = OriginDiagnosis()
+    found = d.check(_req((b"If-Match", b'W/"v1"')), _resp((b"Last-Modified", b"1415000000")))
+    assert {f.code for f in found} == {"weak-if-match", "invalid-last-modified"}
+    ok = d.check(_req((b"If-Match", b'"v1"')),
+                 _resp((b"Last-Modified", b"Sun, 06 Nov 1994 08:49:37 GMT")))
+    assert ok == []
+
+
+def test_missing_vary_on_an_encoded_response():
+    d = OriginDiagnosis()
+    found = d.check(_req(), _resp((b"Content-Encoding", b"gzip")))
+    assert [f.code for f in found] == ["missing-vary-accept-encoding"]
+    assert d.check(_req(), _resp((b"Content-Encoding", b"gzip"),
+                                 (b"Vary", b"Origin, accept-encoding"))) == []
+
+
+def test_same_strong_etag_on_two_encodings_of_one_url():
+    d = OriginDiagnosis(remembered=2)
+    vary = (b"Vary", b"Accept-Encoding")
+    assert d.check(_req(), _resp((b"ETag", b'"v1"'), (b"Content-Encoding", b"gzip"), vary)) == []
+    found = d.check(_req(), _resp((b"ETag", b'"v1"'), (b"Content-Encoding", b"br"), vary))
+    assert [f.code for f in found] == ["same-strong-etag-different-encodings"]
+    assert "gzip and with br" in found[0].message
+    for n in range(3):  # bounded: old URLs are forgotten
+        d.check(_req(target=f"/{n}.css"), _resp((b"ETag", b'"x"')))
+    assert len(d.seen) == 2
+
+
+def test_probe_needed_only_for_a_200_with_a_strong_etag():
+    assert probe_needed(_req(), _resp((b"ETag", b'"v1"'))) == b'W/"v1"'
+    assert probe_needed(_req(), _resp((b"ETag", b'W/"v1"'))) is None
+    assert probe_needed(_req(), _resp((b"ETag", b'"v1"'), status=404)) is None
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+def _record(url, **kw):
+    r = {"url": url, "action": "compress", "etag_action": "weakened", "encoding_in": "identity",
+         "encoding_out": "br", "bytes_in": 1000, "bytes_out": 200, "reason": "why A",
+         "etag_in": '"v1"', "etag_out": 'W/"v1"', "cache_status": "MISS",
+         "not_modified": None}
+    return r | kw
+
+
+def test_report_counts_lost_etags_bytes_and_diagnoses():
+    rep = Report()
+    for n in range(5):
+        rep.add(_record(f"https://e.test/{n}.css"))
+    rep.add(_record("https://e.test/p", action="pass", etag_action="kept", encoding_out="identity",
+                    bytes_out=1000, reason="why B", cache_status="HIT", not_modified="edge",
+                    diagnoses=[{"code": "invalid-last-modified", "message": "m", "fix": "f"}]))
+    md = rep.markdown()
+    assert "6 responses." in md and "## Strong ETags lost (5)" in md
+    assert "| identity -> br | 5000 | 1000 | 0.20 |" in md
+    assert "### invalid-last-modified (1)" in md and "**What to change at the origin:** f" in md
+    assert "| 5 | why A |" in md and "| HIT | 1 |" in md and "| edge | 1 |" in md
+    # examples are bounded
+    assert md.count("https://e.test/4.css") == 1  # in the lost list, not among 3 examples
+
+
+def test_report_html_is_self_contained_with_charts():
+    rep = Report()
+    rep.add(_record("https://e.test/<x>.css"))
+    page = rep.html()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<rect" in page
+    assert "<script" not in page and not re.search(r'\s(src|href)=', page)
+    assert "https://e.test/&lt;x&gt;.css" in page  # escaped
+
+
+def test_report_write_puts_the_html_next_to_the_markdown(tmp_path):
+    rep = Report()
+    rep.add(_record("https://e.test/a.css"))
+    md, page = rep.write(tmp_path / "run.md")
+    assert md.read_text().startswith("# Cloudflare edge report") and page.name == "run.html"
+
+
+# ---- the trace header ----------------------------------------------------------------------
+
+
+def test_trace_names_the_change_the_reason_and_the_rule():
+    z = zone(extra="""cache_rules:
+  - description: strong for css
+    expression: 'true'
+    action_parameters: {respect_strong_etags: true}
+""")
+    state, _, plan = exchange(z, accept="gzip", origin="br")
+    traced = dict(pipeline.with_trace(plan, state).edge_headers)[pipeline.TRACE_HEADER]
+    assert traced.startswith(b'decompress br->identity; ETag weakened "foobar"->W/"foobar"')
+    assert b'rules: cache_rules[1] "strong for css"' in traced and b"row 4" in traced
+    assert b"\r" not in traced and b"\n" not in traced and traced.isascii()
+
+
+# ---- explain -------------------------------------------------------------------------------
+
+
+def test_header_dump_takes_the_last_response():
+    status, headers = parse_header_dump(
+        "HTTP/1.1 301 Moved\r\nLocation: /x\r\n\r\nHTTP/2 200\r\nETag: \"v1\"\r\n\r\n", "d")
+    assert status == 200 and headers == ((b"ETag", b'"v1"'),)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("ETag: x\n", "d:1: expected a status line"),
+    ("HTTP/1.1 OK\n", "d:1: not a status line"),
+    ("HTTP/1.1 200 OK\nno colon here\n", "d:2: not a header line"),
+    ("\n\n", "d: no response in it"),
+])
+def test_header_dump_errors_name_the_line(text, message):
+    with pytest.raises(ExplainError, match=message):
+        parse_header_dump(text, "d")
+
+
+def test_explain_a_stylesheet_for_a_gzip_visitor():
+    out = explain(["--accept-encoding", "gzip", "--url", "https://example.com/app.css",
+                   "--header", "Content-Type: text/css", "--header", 'ETag: "v1"'])
+    assert "Decision:  compress, identity -> gzip; ETag weakened: \"v1\" -> W/\"v1\"" in out
+    assert "ETag table (Respect Strong ETags off), row 5" in out
+    assert "Cache:     MISS" in out and '  ETag: W/"v1"' in out
+    assert 'gets 304 from the edge (HIT)' in out
+
+
+def test_explain_reads_a_dump_from_stdin_and_html_loses_its_etag():
+    dump = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nETag: \"p1\"\r\nContent-Length: 900\r\n"
+    out = explain(["-"], stdin_text=dump)
+    assert "ETag removed" in out and "900 bytes decoded" in out
+    assert "cannot revalidate with If-None-Match" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--url", "example.com/x"], "give an absolute http:// or https:// URL"),
+    (["--header", "no colon"], "--header 'no colon': write it as 'Name: value'"),
+    (["/nonexistent/dump.txt"], "/nonexistent/dump.txt: cannot read it"),
+    (["--rules", "/nonexistent/rules.yaml"], "/nonexistent/rules.yaml: cannot read"),
+])
+def test_explain_bad_input_gets_a_clear_message(argv, message, capsys):
+    assert cli_explain.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -1,0 +1,151 @@
+"""The workflows end to end: the report after a replay, the trace header, the origin probe,
+the content view, `make demo` and `python -m addon explain` as processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mitmproxy import contentviews
+from mitmproxy import http
+from mitmproxy.test import taddons
+from mitmproxy.test import tflow
+
+from addon.adapter import CloudflareEdge
+from tests.edge_helpers import FEATURES_OFF
+from tests.loopback import Origin
+from tests.loopback import Route
+from tests.loopback import response
+from tests.mitm import EDGE
+from tests.mitm import MITMDUMP
+from tests.mitm import ROOT
+from tests.mitm import Mitmdump
+from tests.test_cache_e2e import CSS
+from tests.test_cache_e2e import GZ
+from tests.test_cache_e2e import get
+
+RULES = f"plan: pro\nsettings:\n{FEATURES_OFF}"
+
+
+def strict_origin(target: bytes, head: bytes) -> Route:
+    """An origin that compares If-None-Match strongly and sends a Unix-time Last-Modified."""
+    if b'if-none-match: "v1"' in head.lower():
+        return Route(response(304, [(b"ETag", b'"v1"')], length=False))
+    return Route(response(200, [(b"Content-Type", b"text/css"), (b"ETag", b'"v1"'),
+                                (b"Last-Modified", b"1415000000")], CSS))
+
+
+@pytest.fixture
+def origin():
+    o = Origin({b"/s.css": strict_origin, b"/page": strict_origin})
+    yield o
+    o.stop()
+
+
+def test_report_after_replaying_a_recording(tmp_path, origin):
+    flows = tmp_path / "session.mitm"
+    with Mitmdump(tmp_path / "rec", None, "-w", str(flows), reverse_to=origin.port) as m:
+        get(m.port, b"/s.css", GZ)
+        get(m.port, b"/page", [*GZ, (b"If-None-Match", b'W/"v1"')])  # lost behind Cloudflare
+    (tmp_path / "rules.yaml").write_text(RULES)
+    report = tmp_path / "out" / "edge-report.md"
+    report.parent.mkdir()
+    out = subprocess.run([MITMDUMP, "-n", "-r", str(flows), "--set", f"confdir={tmp_path}",
+                          "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
+                          "--set", f"cf_report={report}"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    md = report.read_text()
+    assert "2 responses." in md and "## Strong ETags lost (2)" in md
+    assert "| http://127.0.0.1/s.css | `\"v1\"` | `W/\"v1\"` |" in md
+    assert "### weak-if-none-match-ignored (1)" in md and "### invalid-last-modified (2)" in md
+    page = (tmp_path / "out" / "edge-report.html").read_text()
+    assert "<svg" in page and "weak-if-none-match-ignored" in page
+
+
+def test_trace_header_only_when_asked(tmp_path, origin):
+    with Mitmdump(tmp_path / "off", RULES, reverse_to=origin.port) as m:
+        assert get(m.port, b"/s.css", GZ).header(b"x-cf-edge-trace") is None
+    with Mitmdump(tmp_path / "on", RULES, "--set", "cf_trace=true", reverse_to=origin.port) as m:
+        trace = get(m.port, b"/s.css", GZ).header(b"x-cf-edge-trace")
+    assert trace.startswith(b'compress identity->gzip; ETag weakened "v1"->W/"v1"; cache MISS;')
+    assert b"row 5" in trace
+
+
+def test_probe_finds_an_origin_that_loses_its_304s(tmp_path, origin):
+    with Mitmdump(tmp_path, RULES, "--set", "cf_diagnose_probe=true",
+                  reverse_to=origin.port) as m:
+        get(m.port, b"/s.css", GZ)
+        get(m.port, b"/s.css", GZ)  # a HIT: no second probe
+        m.wait_for("origin diagnosis for http://127.0.0.1/s.css: the origin answered "
+                   'If-None-Match W/"v1" with 200')
+        rec = m.wait_records(lambda r: r.get("probe"))
+        assert rec["diagnoses"][0]["code"] == "weak-if-none-match-ignored"
+        time.sleep(0.3)
+    probes = [h for t, h in origin.seen if b'if-none-match: w/"v1"' in h.lower()]
+    assert len(probes) == 1
+
+
+async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
+    (tmp_path / "rules.yaml").write_text(RULES)
+    edge = CloudflareEdge()
+    with taddons.context(edge) as tctx:
+        tctx.configure(edge, cf_rules=str(tmp_path / "rules.yaml"))
+        f = tflow.tflow(resp=False)
+        f.request.path = "/page"
+        f.request.headers["accept-encoding"] = "gzip"
+        edge.requestheaders(f)
+        await edge.request(f)
+        f.response = http.Response.make(200, CSS, {"Content-Type": "text/css", "ETag": '"v1"'})
+        await edge.response(f)
+        view = contentviews.prettify_message(f.response, f, "cloudflare edge")
+    assert view.view_name == "cloudflare edge"
+    text = view.text
+    assert "action: compress" in text and "etag_out: W/\"v1\"" in text
+    origin_part, visitor_part = text.split("response headers to the visitor:")
+    assert 'ETag: "v1"' in origin_part and 'ETag: W/"v1"' in visitor_part
+    assert "content-encoding: gzip" in visitor_part and "cf-cache-status: DYNAMIC" in visitor_part
+
+
+def test_demo_prints_the_matrix(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "addon", "demo", "--port", "0", "--no-wait"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in out.stdout.splitlines() if line.startswith("| /")]
+    assert len(rows) == 6 * 5  # six routes, four visitors and a revalidation each
+    by = {(r[0], r[1]): r for r in rows}
+    assert by["/strong.css", "gzip"][2:6] == ['identity "s1"', 'gzip W/"s1"', "200", "HIT"]
+    assert by["/br.css", "gzip"][6].endswith("row 4)")
+    assert by["/", "gzip, br"][3] == "br (no ETag)"  # the HTML page lost its ETag
+    assert by["/", "a revalidating browser"][6].startswith("no ETag reached the visitor")
+    reval = by["/strong.css", 'gzip, br + If-None-Match: W/"s1"']
+    assert reval[4:] == ["304", "HIT", "304 from the edge"]
+
+
+def test_explain_as_a_command(tmp_path):
+    dump = tmp_path / "h.txt"
+    dump.write_text('HTTP/2 200\r\ncontent-type: text/css\r\ncontent-encoding: gzip\r\n'
+                    'etag: "g1"\r\n\r\n')
+    ok = subprocess.run([sys.executable, "-m", "addon", "explain", "--accept-encoding",
+                         "gzip, br", "--url", "https://example.com/a.css", str(dump)],
+                        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert "transcode, gzip -> br; ETag weakened" in ok.stdout and "row 1" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "addon", "explain", "-"], input="nonsense\n",
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "explain: <stdin>:1: expected a status line" in bad.stderr
+
+
+def test_bad_report_path_is_refused(tmp_path):
+    (tmp_path / "rules.yaml").write_text(RULES)
+    out = subprocess.run([MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", EDGE,
+                          "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
+                          "--set", f"cf_report={tmp_path / 'missing' / 'r.md'}"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode != 0 and "must be a file in an existing directory" in out.stdout
+    assert Path(tmp_path / "missing").exists() is False
