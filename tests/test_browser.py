@@ -1,0 +1,96 @@
+"""A real browser through the edge: headless Chromium, driven over the DevTools protocol,
+loads a page through mitmdump in front of a loopback origin, then reloads it. Over HTTP and
+over HTTPS, with mitmproxy's CA trusted by its public key (Chromium does not cache responses
+whose certificate errors were merely ignored, and offers br and zstd only to trustworthy
+origins). Everything asserted is what the browser's own network stack saw."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.chromium import Chromium
+from tests.loopback import Origin
+from tests.loopback import Route
+from tests.loopback import response
+from tests.mitm import ROOT
+from tests.mitm import Mitmdump
+
+PAGE = b"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>edge</title>
+<link rel="stylesheet" href="/style.css"></head>
+<body><p>Write to <b>team@example.com</b> today.</p></body></html>
+"""
+CSS = b"body { color: #333; margin: 0 auto; padding: 1em; }\n" * 50
+
+
+def stylesheet(target: bytes, head: bytes) -> Route:
+    """Strong ETag; browsers must revalidate every use (no-cache) while the edge keeps it
+    for ten minutes (CDN-Cache-Control), a common setup."""
+    if b'"css-1"' in head:
+        return Route(response(304, [(b"ETag", b'"css-1"')], length=False))
+    return Route(response(200, [(b"Content-Type", b"text/css"), (b"ETag", b'"css-1"'),
+                                (b"Cache-Control", b"no-cache"),
+                                (b"CDN-Cache-Control", b"max-age=600")], CSS))
+
+
+@pytest.fixture
+def origin():
+    o = Origin({b"/": Route(response(200, [(b"Content-Type", b"text/html; charset=utf-8"),
+                                           (b"ETag", b'"page-1"')], PAGE)),
+                b"/style.css": stylesheet})
+    yield o
+    o.stop()
+
+
+def spki_pin(confdir: Path) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of mitmproxy's CA, for Chromium's
+    --ignore-certificate-errors-spki-list (its leaf certificates share the CA's key)."""
+    ca = x509.load_pem_x509_certificate((confdir / "mitmproxy-ca-cert.pem").read_bytes())
+    spki = ca.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_browser_sees_weak_etag_revalidates_and_gets_the_edge_304(tmp_path, origin, scheme):
+    rules = (ROOT / "rules.yaml").read_text()  # the default zone: Email Obfuscation on
+    with Mitmdump(tmp_path, rules, reverse_to=origin.port) as m:
+        browser = Chromium(f"--ignore-certificate-errors-spki-list={spki_pin(tmp_path)}")
+        try:
+            base = f"{scheme}://127.0.0.1:{m.port}"
+            first = {e.url: e for e in browser.exchanges(browser.load(base + "/"))}
+            css = first[base + "/style.css"]
+            assert css.status == 200
+            # the strong ETag came back weakened, because the edge re-encoded the stylesheet
+            # for a browser that offers br (facts 2.1)
+            assert css.response_headers["etag"] == 'W/"css-1"'
+            assert css.response_headers["content-encoding"] == "br"
+            assert "br" in css.request_headers["accept-encoding"]
+            # the page: Email Obfuscation removed its ETag and the decoder ran in the browser
+            page = first[base + "/"]
+            assert "etag" not in page.response_headers
+            decoder = [u for u in first if "/cdn-cgi/scripts/" in u]
+            assert decoder and first[decoder[0]].status == 200
+            assert browser.evaluate("document.body.innerText").strip() == (
+                "Write to team@example.com today.")
+            assert browser.evaluate("document.querySelector('[data-cfemail]')") is None
+
+            again = {e.url: e for e in browser.exchanges(browser.load())}
+            css = again[base + "/style.css"]
+            # on reload the browser sends the weakened tag back, and the edge answers it
+            assert css.request_headers["if-none-match"] == 'W/"css-1"'
+            assert css.status == 304
+            assert css.response_headers["cf-cache-status"] == "HIT"
+        finally:
+            browser.close()
+        record = m.wait_records(lambda r: r["url"].endswith("/style.css")
+                                and r["status_out"] == 304)
+        assert record["not_modified"] == "edge"
+    origin_css = [h for t, h in origin.seen if t == b"/style.css"]
+    assert len(origin_css) == 1  # the edge kept it: one origin request in all
