@@ -671,7 +671,8 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
 def annotate(flow: http.HTTPFlow, entry: dict, headers_in=()) -> None:
     """The record in flow.metadata (with the headers before the edge, for the content view),
     the flow's comment, and the cloud marker on converted flows."""
-    flow.metadata[META] = {**entry, "handled": True, "headers_in": [list(h) for h in headers_in]}
+    # the header tuple as it is: tnetstring saves tuples, and nothing is copied per flow
+    flow.metadata[META] = {**entry, "handled": True, "headers_in": headers_in}
     lines = []
     if entry["changed"]:
         flow.marked = MARKER

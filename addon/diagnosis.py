@@ -15,11 +15,17 @@ from addon.cache.conditional import parse_http_date
 from addon.etag import parse_etag
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
-from addon.facts import header
+from addon.facts import header_index
 from addon.facts import header_values
 from addon.facts import wire_text
 
 REMEMBERED_URLS = 10_000  # the encodings check looks this far back
+Index = dict[bytes, list[bytes]]  # facts.header_index: lower-case name -> values
+
+
+def _joined(index: Index, name: bytes) -> bytes | None:
+    values = index.get(name)
+    return b", ".join(values) if values else None
 
 
 @dataclass(frozen=True)
@@ -32,13 +38,14 @@ class Finding:
         return {"code": self.code, "message": self.message, "fix": self.fix}
 
 
-def weak_if_none_match_ignored(request: RequestFacts, response: ResponseFacts
+def weak_if_none_match_ignored(request: Index, response: Index, status: int
                                ) -> Finding | None:
     """The origin answered a weak If-None-Match that matches its current ETag with 200."""
-    inm = header(request.headers, b"if-none-match")
-    etag = parse_etag(header_values(response.headers, b"etag"))
-    if (inm is None or b"W/" not in inm or response.status != 200 or etag is None
-            or etag.kind == "malformed" or not if_none_match(inm, etag.raw)):
+    inm = _joined(request, b"if-none-match")
+    if inm is None or b"W/" not in inm or status != 200 or b"etag" not in response:
+        return None
+    etag = parse_etag(response[b"etag"])
+    if etag is None or etag.kind == "malformed" or not if_none_match(inm, etag.raw):
         return None
     return Finding(
         "weak-if-none-match-ignored",
@@ -50,8 +57,8 @@ def weak_if_none_match_ignored(request: RequestFacts, response: ResponseFacts
         "string equality")
 
 
-def weak_if_match(request: RequestFacts) -> Finding | None:
-    value = header(request.headers, b"if-match")
+def weak_if_match(request: Index) -> Finding | None:
+    value = _joined(request, b"if-match")
     if value is None or b"W/" not in value:
         return None
     return Finding(
@@ -62,8 +69,8 @@ def weak_if_match(request: RequestFacts) -> Finding | None:
         "Respect Strong ETags on, or no re-encoding on the way (the ETag tables, facts 2.1)")
 
 
-def invalid_last_modified(response: ResponseFacts) -> Finding | None:
-    value = header(response.headers, b"last-modified")
+def invalid_last_modified(response: Index) -> Finding | None:
+    value = _joined(response, b"last-modified")
     if value is None or parse_http_date(value) is not None:
         return None
     return Finding(
@@ -73,11 +80,11 @@ def invalid_last_modified(response: ResponseFacts) -> Finding | None:
         'send an IMF-fixdate such as "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 5.6.7)')
 
 
-def missing_vary(response: ResponseFacts) -> Finding | None:
-    codings = [v.strip().lower() for v in header_values(response.headers, b"content-encoding")]
+def missing_vary(response: Index) -> Finding | None:
+    codings = [v.strip().lower() for v in response.get(b"content-encoding", ())]
     if not codings or codings == [b"identity"]:
         return None
-    vary = [v.strip().lower() for v in (header(response.headers, b"vary") or b"").split(b",")]
+    vary = [v.strip().lower() for v in (_joined(response, b"vary") or b"").split(b",")]
     if b"accept-encoding" in vary or b"*" in vary:
         return None
     return Finding(
@@ -100,20 +107,21 @@ class OriginDiagnosis:
               validators_forwarded: bool = True) -> list[Finding]:
         """`request` as the visitor sent it; `validators_forwarded`: whether its
         conditionals reached the origin (not on a cacheable miss, facts 2.4.1)."""
-        checks = (weak_if_none_match_ignored(request, response) if validators_forwarded
-                  else None, weak_if_match(request), invalid_last_modified(response),
-                  missing_vary(response), self._same_etag(request, response))
+        req, resp = header_index(request.headers), header_index(response.headers)
+        checks = (weak_if_none_match_ignored(req, resp, response.status)
+                  if validators_forwarded else None, weak_if_match(req),
+                  invalid_last_modified(resp), missing_vary(resp),
+                  self._same_etag(request.url, resp, response.status))
         return [f for f in checks if f is not None]
 
-    def _same_etag(self, request: RequestFacts, response: ResponseFacts) -> Finding | None:
-        if response.status != 200:
+    def _same_etag(self, url: str, response: Index, status: int) -> Finding | None:
+        if status != 200 or b"etag" not in response:
             return None
-        etag = parse_etag(header_values(response.headers, b"etag"))
+        etag = parse_etag(response[b"etag"])
         if etag is None or etag.kind != "strong":
             return None
-        coding = wire_text(header(response.headers, b"content-encoding") or b"identity")
+        coding = wire_text(_joined(response, b"content-encoding") or b"identity")
         coding = coding.strip().lower() or "identity"
-        url = request.url
         tags = self.seen.get(url)
         if tags is None:
             tags = self.seen[url] = {}
