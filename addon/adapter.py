@@ -152,24 +152,9 @@ class CloudflareEdge:
         if "cf_log" in updated:
             self._open_log(ctx.options.cf_log)
         if "cf_decode_limit" in updated:
-            value = ctx.options.cf_decode_limit
-            try:
-                limit = human.parse_size(value)
-            except ValueError:
-                limit = None
-            if not limit or limit <= 0:
-                raise exceptions.OptionsError(
-                    f"cf_decode_limit: {value!r} is not a size such as 512k, 64m or 1g")
-            self.decode_limit = limit
+            self.decode_limit = _size_option("cf_decode_limit")
         if "cf_cache" in updated or "cf_cache_size" in updated:
-            value = ctx.options.cf_cache_size
-            try:
-                size = human.parse_size(value)
-            except ValueError:
-                size = None
-            if not size or size <= 0:
-                raise exceptions.OptionsError(
-                    f"cf_cache_size: {value!r} is not a size such as 64m or 1g")
+            size = _size_option("cf_cache_size")
             if not ctx.options.cf_cache:
                 self.store = None
             elif self.store is None:
@@ -624,6 +609,18 @@ def _reason(status: int, resp: http.Response) -> bytes:
     if not resp.http_version.startswith("HTTP/1"):
         return b""
     return status_codes.RESPONSES.get(status, "").encode()
+
+
+def _size_option(name: str) -> int:
+    """A size option in mitmproxy's syntax (512k, 64m, 1g), or a clear OptionsError."""
+    value = getattr(ctx.options, name)
+    try:
+        size = human.parse_size(value)
+    except ValueError:
+        size = None
+    if not size or size <= 0:
+        raise exceptions.OptionsError(f"{name}: {value!r} is not a size such as 512k, 64m or 1g")
+    return size
 
 
 async def _reachable(flow: http.HTTPFlow) -> bool:

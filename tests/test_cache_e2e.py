@@ -250,7 +250,7 @@ def test_bad_cache_size_is_refused(tmp_path):
                           "--set", "cf_cache_size=lots"], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
     assert out.returncode != 0
-    assert "cf_cache_size: 'lots' is not a size" in out.stdout + out.stderr
+    assert "cf_cache_size: 'lots' is not a size such as 512k" in out.stdout + out.stderr
 
 
 def test_replaying_a_recording_runs_through_the_cache(tmp_path, origin):
