@@ -3,10 +3,16 @@ the content view, `make demo` and `python -m addon explain` as processes."""
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from mitmproxy import contentviews
@@ -149,3 +155,57 @@ def test_bad_report_path_is_refused(tmp_path):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode != 0 and "must be a file in an existing directory" in out.stdout
     assert Path(tmp_path / "missing").exists() is False
+
+
+def test_content_view_in_a_running_mitmweb(tmp_path, origin):
+    """The view as mitmweb serves it to its UI, for a flow that went through the edge."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    mitmweb = str(Path(MITMDUMP).with_name("mitmweb"))
+    with socket.socket() as s:  # mitmweb prints port 0 as 0: choose a free one
+        s.bind(("127.0.0.1", 0))
+        web_port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [mitmweb, "--no-web-open-browser", "--web-host", "127.0.0.1", "--web-port",
+         str(web_port),
+         "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp_path}",
+         "--mode", f"reverse:http://127.0.0.1:{origin.port}", "--set", "keep_host_header=true",
+         "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        web = proxy_port = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if m := re.search(r"Web server listening at (http://[^/]+/)\?token=(\w+)", line):
+                web = (m.group(1), m.group(2))
+            if m := re.search(r"listening at 127\.0\.0\.1:(\d+)", line):
+                proxy_port = int(m.group(1))
+            if web and proxy_port:
+                break
+        assert web and proxy_port, "mitmweb did not start"
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe open
+        get(proxy_port, b"/s.css", GZ)
+        base, token = web
+        deadline = time.monotonic() + 10
+        flows: list = []
+        while not flows and time.monotonic() < deadline:
+            flows = [f for f in _json(f"{base}flows?token={token}")
+                     if f.get("response")]
+            time.sleep(0.1)
+        view = _json(f"{base}flows/{flows[0]['id']}/response/content/"
+                     f"{quote('cloudflare edge')}.json?token={token}")
+        assert view["view_name"] == "cloudflare edge"
+        assert "cache_status: MISS" in view["text"] and 'etag_out: W/"v1"' in view["text"]
+        assert "response headers to the visitor:" in view["text"]
+        assert "cf-cache-status" in flows[0]["comment"] or "Cloudflare edge" in flows[0]["comment"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as r:  # loopback only
+        return json.loads(r.read())
