@@ -238,8 +238,8 @@ class CloudflareEdge:
             status, headers, body, entry = answer
             del self.states[flow.id]
             flow.response = http.Response.make(status, body, headers)
-            annotate(flow, entry)
             self._write(entry)
+            annotate(flow, entry)
             if self.report is not None:
                 self.report.add(entry)
             return
@@ -373,7 +373,7 @@ class CloudflareEdge:
                 forwarded = not flow.live or lk is None or lk.status == "DYNAMIC"
                 findings = self.diagnosis.check(state.request, facts, forwarded)
                 if findings:
-                    entry["diagnoses"] = [f.as_dict() for f in findings]
+                    entry["diagnoses"] = [f.as_dict for f in findings]
                 if self.probe and flow.live:
                     self._probe(flow, facts)
         except Exception as e:
@@ -383,8 +383,8 @@ class CloudflareEdge:
         if served is not None and served.from_store and not answered_in_request:
             flow.response = stored_response(served.response, flow)  # REVALIDATED, STALE
         apply_plan(flow, plan)  # everything computed: only now touch the flow
-        annotate(flow, entry, (served.response if served else facts).headers)
         self._log(entry, plan)
+        annotate(flow, entry, (served.response if served else facts).headers)
         if self.report is not None:
             self.report.add(entry)
 
@@ -417,10 +417,10 @@ class CloudflareEdge:
             logger.warning("cf_edge: origin diagnosis for %s: %s. Fix: %s", url,
                            weak[0].message, weak[0].fix)
             if self.report is not None:
-                self.report.add_finding(url, weak[0].as_dict())
+                self.report.add_finding(url, weak[0].as_dict)
             self._write({"ts": round(time.time(), 3), "url": url, "probe": True,
                          "status": flow.response.status_code,
-                         "diagnoses": [weak[0].as_dict()]})
+                         "diagnoses": [weak[0].as_dict]})
         else:
             flow.comment = (f"Cloudflare edge: probe of {url}: the origin answered "
                             f"{flow.response.status_code} to the weakened tag")
@@ -668,8 +668,10 @@ def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
 def annotate(flow: http.HTTPFlow, entry: dict, headers_in=()) -> None:
     """The record in flow.metadata (with the headers before the edge, for the content view),
     the flow's comment, and the cloud marker on converted flows."""
-    # the header tuple as it is: tnetstring saves tuples, and nothing is copied per flow
-    flow.metadata[META] = {**entry, "handled": True, "headers_in": headers_in}
+    # the record itself, once logged (the header tuple as it is: tnetstring saves tuples)
+    entry["handled"] = True
+    entry["headers_in"] = headers_in
+    flow.metadata[META] = entry
     lines = []
     if entry["changed"]:
         flow.marked = MARKER

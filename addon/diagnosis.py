@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
+from functools import lru_cache
 
 from addon.cache.conditional import if_none_match
 from addon.cache.conditional import parse_http_date
@@ -34,6 +36,7 @@ class Finding:
     message: str
     fix: str
 
+    @cached_property  # shared by the records of a repeated finding, which only serialize it
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message, "fix": self.fix}
 
@@ -61,6 +64,11 @@ def weak_if_match(request: Index) -> Finding | None:
     value = _joined(request, b"if-match")
     if value is None or b"W/" not in value:
         return None
+    return _weak_if_match(value)
+
+
+@lru_cache(maxsize=256)  # the checks run on every response: a repeated finding is reused
+def _weak_if_match(value: bytes) -> Finding:
     return Finding(
         "weak-if-match",
         f"the request carries If-Match {wire_text(value)}: If-Match uses the strong comparison "
@@ -71,7 +79,12 @@ def weak_if_match(request: Index) -> Finding | None:
 
 def invalid_last_modified(response: Index) -> Finding | None:
     value = _joined(response, b"last-modified")
-    if value is None or parse_http_date(value) is not None:
+    return None if value is None else _invalid_last_modified(value)
+
+
+@lru_cache(maxsize=1024)
+def _invalid_last_modified(value: bytes) -> Finding | None:
+    if parse_http_date(value) is not None:
         return None
     return Finding(
         "invalid-last-modified",
@@ -81,10 +94,18 @@ def invalid_last_modified(response: Index) -> Finding | None:
 
 
 def missing_vary(response: Index) -> Finding | None:
-    codings = [v.strip().lower() for v in response.get(b"content-encoding", ())]
-    if not codings or codings == [b"identity"]:
+    codings = response.get(b"content-encoding")
+    if not codings:
         return None
-    vary = [v.strip().lower() for v in (_joined(response, b"vary") or b"").split(b",")]
+    return _missing_vary(tuple(codings), _joined(response, b"vary"))
+
+
+@lru_cache(maxsize=256)
+def _missing_vary(values: tuple[bytes, ...], vary_value: bytes | None) -> Finding | None:
+    codings = [v.strip().lower() for v in values]
+    if codings == [b"identity"]:
+        return None
+    vary = [v.strip().lower() for v in (vary_value or b"").split(b",")]
     if b"accept-encoding" in vary or b"*" in vary:
         return None
     return Finding(
