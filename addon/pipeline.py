@@ -55,6 +55,19 @@ from addon.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
 from addon.zone import HTML_FEATURES
 from addon.zone import Zone
 
+# facts 5.2.2: set_cache_settings in http_response_cache_settings
+STRIP_PARAMETERS = {"strip_etags": b"etag", "strip_last_modified": b"last-modified",
+                    "strip_set_cookie": b"set-cookie"}  # fmt: skip
+COLO = "LCL"  # cf-ray's data-centre code; no real IATA code, so nobody mistakes it for one
+# facts 8.5: consumed by the edge, never sent to visitors
+NOT_FORWARDED = (b"cloudflare-cdn-cache-control", b"cache-tag", b"x-accel-buffering",
+                 b"x-accel-charset", b"x-accel-limit-rate", b"x-accel-redirect")  # fmt: skip
+# RFC 9110 15.4.5: what a 304 carries, plus the edge's own headers (facts 2.4.5)
+NOT_MODIFIED_HEADERS = frozenset({b"etag", b"cache-control", b"expires", b"vary",
+                                  b"last-modified", b"date", b"content-location", b"age",
+                                  b"cf-cache-status", b"cf-ray", b"server"})
+TRACE_HEADER = b"x-cf-edge-trace"  # cf_trace: ours, so no cf- prefix that Cloudflare owns
+
 
 @dataclass  # not frozen: built per request, and frozen init is 3x slower
 class RequestState:
@@ -181,19 +194,6 @@ def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], by
                             min(len(body), SIZE_PROBE))
     plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
     return status, headers, body, record(state, ResponseFacts(status, tuple(headers), body), plan)
-
-
-# facts 5.2.2: set_cache_settings in http_response_cache_settings
-STRIP_PARAMETERS = {"strip_etags": b"etag", "strip_last_modified": b"last-modified",
-                    "strip_set_cookie": b"set-cookie"}  # fmt: skip
-COLO = "LCL"  # cf-ray's data-centre code; no real IATA code, so nobody mistakes it for one
-# facts 8.5: consumed by the edge, never sent to visitors
-NOT_FORWARDED = (b"cloudflare-cdn-cache-control", b"cache-tag", b"x-accel-buffering",
-                 b"x-accel-charset", b"x-accel-limit-rate", b"x-accel-redirect")  # fmt: skip
-# RFC 9110 15.4.5: what a 304 carries, plus the edge's own headers (facts 2.4.5)
-NOT_MODIFIED_HEADERS = frozenset({b"etag", b"cache-control", b"expires", b"vary",
-                                  b"last-modified", b"date", b"content-location", b"age",
-                                  b"cf-cache-status", b"cf-ray", b"server"})
 
 
 # ---- response phases ------------------------------------------------------------------------
@@ -454,9 +454,6 @@ def _evolve(plan: ResponsePlan, **changes: Any) -> ResponsePlan:
     new = object.__new__(ResponsePlan)
     new.__dict__.update(plan.__dict__, **changes)
     return new
-
-
-TRACE_HEADER = b"x-cf-edge-trace"  # cf_trace: ours, so no cf- prefix that Cloudflare owns
 
 
 def with_trace(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
