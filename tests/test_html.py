@@ -3,8 +3,11 @@ charset round trip, the engine's guarantees, and what the pipeline makes of them
 
 from __future__ import annotations
 
+import gc
 import random
 import re
+import sys
+import threading
 
 import pytest
 
@@ -479,3 +482,27 @@ def test_the_log_record_lists_what_each_feature_changed():
         "automatic_https_rewrites": {"urls": 0},
         "rocket_loader": {"scripts_deferred": 2, "scripts_opted_out": 0},
     }
+
+
+def test_nothing_of_lol_html_outlives_a_rewrite_on_its_thread():
+    """The adapter rewrites big pages in a worker thread. lol-html's elements may only be
+    freed on the thread that made them; anything a rewrite leaves in a reference cycle is
+    freed later by whichever thread runs the collector, which lol-html reports as an error
+    (and leaks the object)."""
+    page = (b"<html><head><title>t</title></head><body><p>a@example.com "
+            b'<a href="mailto:b@example.com">b</a> <img src="http://example.com/x.png">'
+            b"<script>1</script></p></body></html>")
+    job = html.HtmlJob(("email_obfuscation", "automatic_https_rewrites", "rocket_loader",
+                        "mirage"), None, ("example.com",))
+    errors: list[str] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: errors.append(repr(u.exc_value))
+    try:
+        gc.collect()
+        worker = threading.Thread(target=lambda: [html.rewrite(page, job) for _ in range(20)])
+        worker.start()
+        worker.join()
+        gc.collect()  # on this thread, not the worker's
+    finally:
+        sys.unraisablehook = hook
+    assert not [e for e in errors if "unsendable" in e], errors

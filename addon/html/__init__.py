@@ -91,10 +91,10 @@ def rewrite(body: bytes, job: HtmlJob, rng: random.Random | None = None) -> Rewr
     # No end-tag handlers in the bindings: a marker appended inside <body> (lol-html puts
     # it just before </body>) is replaced once the whole page is known.
     marker = f"<!--cf-edge-{secrets.token_hex(16)}-->"
-    bodies = []
+    bodies: list[bool] = []  # never the element itself: lol-html's may not outlive the run
 
     def on_body(el) -> None:
-        bodies.append(el)
+        bodies.append(True)
         el.append(marker, HTML)
 
     def at_end() -> str:

@@ -107,7 +107,7 @@ def _document_handler(marks: set[str], text: list[TextHandler], comment: list, e
     """A handler with only the methods needed: lol-html calls Python for each one it has."""
     methods: dict[str, Callable] = {}
     if text:
-        def on_text(self, chunk) -> None:
+        def on_text(chunk) -> None:
             t = chunk.text
             if not t:  # the empty chunk that ends a text node
                 marks.clear()
@@ -122,16 +122,29 @@ def _document_handler(marks: set[str], text: list[TextHandler], comment: list, e
 
         methods["text"] = on_text
     if comment:
-        def on_comment(self, c) -> None:
+        def on_comment(c) -> None:
             for handler in comment:
                 handler(c.text)
 
         methods["comments"] = on_comment
     if end:
-        def on_end(self, e) -> None:
+        def on_end(e) -> None:
             extra = "".join(handler() for handler in end)
             if extra:
                 e.append(extra, HTML)
 
         methods["end"] = on_end
-    return type("DocumentHandler", (), methods)() if methods else None
+    if not methods:
+        return None
+    # A plain instance with the methods as attributes (the bindings look them up once): a
+    # class made per document would sit in a reference cycle and keep what the closures
+    # hold alive until the cyclic collector frees it, maybe on another thread, which
+    # lol-html's thread-bound objects do not allow.
+    handler = _DocumentHandler()
+    for name, fn in methods.items():
+        setattr(handler, name, fn)
+    return handler
+
+
+class _DocumentHandler:
+    pass
