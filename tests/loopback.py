@@ -86,7 +86,16 @@ class Origin:
             writer.close()
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        """Close every connection, then the loop; calling it twice is harmless."""
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.stop()
+
+        if self.thread.is_alive() and not self.loop.is_closed():
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
         self.thread.join(10)
 
 
