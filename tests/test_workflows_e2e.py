@@ -29,6 +29,7 @@ from tests.mitm import EDGE
 from tests.mitm import MITMDUMP
 from tests.mitm import ROOT
 from tests.mitm import Mitmdump
+from tests.mitm import stop_process
 from tests.test_cache_e2e import CSS
 from tests.test_cache_e2e import GZ
 from tests.test_cache_e2e import get
@@ -198,12 +199,7 @@ def test_content_view_in_a_running_mitmweb(tmp_path, origin):
         assert "response headers to the visitor:" in view["text"]
         assert "cf-cache-status" in flows[0]["comment"] or "Cloudflare edge" in flows[0]["comment"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _json(url: str):

@@ -262,4 +262,5 @@ def main(argv: list[str]) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
             origin.stop()
