@@ -260,11 +260,22 @@ class CloudflareEdge:
             flow.response = stored_response(served.response, flow)
             return
         if lk.origin is None:  # HIT or UPDATING: the origin is not asked
-            served = cache.serve_stored(lk, _now(flow))
+            try:
+                served = cache.serve_stored(lk, _now(flow))
+                response = stored_response(served.response, flow)
+            except Exception:
+                logger.exception("cf_edge: serving from cache failed; sent to the origin: %s",
+                                 wire_text(flow.request.pretty_url))
+                self.lookups.pop(flow.id, None)
+                return
             self.served[flow.id] = served
-            flow.response = stored_response(served.response, flow)
+            flow.response = response
             if lk.background is not None:
-                self._revalidate_in_background(flow, lk)
+                try:
+                    self._revalidate_in_background(flow, lk)
+                except Exception:  # the visitor is served either way
+                    logger.warning("cf_edge: background revalidation of %s not started",
+                                   lk.key, exc_info=True)
             return
         if flow.live:  # towards the origin (facts 8.6, 8.7)
             req = flow.request
@@ -318,9 +329,9 @@ class CloudflareEdge:
         edits = [(name, None) for name in lk.background.remove]
         edits += [*lk.background.set, *(pipeline.origin_headers(state) if state else ())]
         req.headers.fields = edit_headers(req.headers.fields, edits)
+        ctx.master.commands.call("replay.client", [probe])  # queued: it runs after this
         self.filling[lk.key] = asyncio.Event()
         self.background[probe.id] = lk
-        ctx.master.commands.call("replay.client", [probe])
 
     async def response(self, flow: http.HTTPFlow) -> None:
         if BACKGROUND in flow.metadata:
