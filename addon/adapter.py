@@ -385,8 +385,6 @@ class CloudflareEdge:
                 findings = self.diagnosis.check(state.request, facts, forwarded)
                 if findings:
                     entry["diagnoses"] = [f.as_dict for f in findings]
-                if self.probe and flow.live:
-                    self._probe(flow, facts)
         except Exception as e:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
                            wire_text(flow.request.pretty_url), e, exc_info=True)
@@ -398,6 +396,12 @@ class CloudflareEdge:
         annotate(flow, entry, (served.response if served else facts).headers)
         if self.report is not None:
             self.report.add(entry)
+        if self.probe and flow.live and not answered_in_request:
+            try:
+                self._probe(flow, facts)
+            except Exception:  # a diagnosis aid: never at the expense of the response
+                logger.warning("cf_edge: origin probe of %s not started",
+                               wire_text(flow.request.pretty_url), exc_info=True)
 
     def _probe(self, flow: http.HTTPFlow, facts: ResponseFacts) -> None:
         """cf_diagnose_probe: once per URL, ask the origin again with the weakened tag a
