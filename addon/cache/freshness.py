@@ -61,9 +61,8 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
         ttl = int(edge.get("default", 0))
         why, cc = f"the cache rule's Edge TTL overrides the origin ({ttl} s)", {}
     else:
-        for name in ("no-store",):
-            if name in cc:
-                return _bypass(f"`{name}` in {source} (facts 6.5)")
+        if "no-store" in cc:
+            return _bypass(f"`no-store` in {source} (facts 6.5)")
         if "private" in cc:
             fields = _field_names(cc["private"])
             if not fields or not occ:
@@ -73,15 +72,13 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
             fields = _field_names(cc["no-cache"])
             if not occ:
                 return _bypass(f"`no-cache` in {source} with Origin Cache Control off (6.5)")
+            # no-cache="x": cached unless x is present (a bare no-cache comes below)
             present = [f for f in fields if header(response, f) is not None]
-            if fields and not present:
-                pass  # no-cache="x" and x absent: cached as usual
-            elif fields:
-                if present == [b"set-cookie"]:
-                    strip.append(b"set-cookie")  # facts 6.7: dropped, then cached
-                else:
-                    return _bypass(f"`no-cache={cc['no-cache']}` in {source} and that header "
-                                   "is present (facts 6.5)")
+            if present == [b"set-cookie"]:
+                strip.append(b"set-cookie")  # facts 6.7: dropped, then cached
+            elif present:
+                return _bypass(f"`no-cache={cc['no-cache']}` in {source} and that header is "
+                               "present (facts 6.5)")
         ttl_s = _seconds(cc.get("s-maxage"))
         ttl_m = _seconds(cc.get("max-age"))
         if "no-cache" in cc and not _field_names(cc["no-cache"]):

@@ -140,15 +140,15 @@ def after_origin(store: Store, lk: Lookup, request: RequestFacts, response: Resp
                "so there is no body to fill the cache with; relayed as recorded" if recorded
                else "the origin answered 304 to a request without validators; relayed")
         return Served(lk.status, response, why, lk.key)
-    headers = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
-    body = response.body or b""
-    fr = freshness(lk.settings, plan, request.headers, response.status, headers, len(body),
-                   now)
-    status = lk.status if fr.status == "MISS" else fr.status
     if response.streamed or response.body is None:
         store.remove(lk.key)
         return Served("BYPASS", response, "the body was streamed, not buffered, so it could "
                       "not be stored", lk.key)
+    headers = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
+    body = response.body
+    fr = freshness(lk.settings, plan, request.headers, response.status, headers, len(body),
+                   now)
+    status = lk.status if fr.status == "MISS" else fr.status
     if not fr.store:
         store.remove(lk.key)
         return Served(status, replace(response, headers=headers), f"{lk.reason}: {fr.reason}",
