@@ -643,3 +643,12 @@ def test_ranges_served_from_cache_only_for_identity():
     both = edge.get(accept="identity", headers=[(b"Range", b"bytes=0-1"),
                                                 (b"If-None-Match", b'"v1"')])
     assert both.not_modified == "edge" and both.range_status is None
+
+
+def test_no_cache_with_field_names():
+    # no-cache="x": cached unless x is in the response (facts 6.5)
+    assert _fresh('no-cache="X-Secret", max-age=60').ttl == 60
+    f = _fresh('no-cache="X-Secret", max-age=60', extra=[(b"X-Secret", b"1")])
+    assert f.status == "BYPASS" and "X-Secret" in f.reason
+    f = _fresh('no-cache="Set-Cookie", max-age=60', extra=[(b"Set-Cookie", b"a=1")])
+    assert f.store and f.strip == (b"set-cookie",)  # facts 6.7
