@@ -365,9 +365,11 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
     present = {k.lower() for k, _ in response.headers}
     edits += [(name, None) for name in NOT_FORWARDED if name in present]
     edits += [(name, None) for name in served.removed]
-    browser = _browser_ttl(state.cache.browser_ttl, header(response.headers, b"cache-control"))
-    if browser is not None:
-        edits.append((b"cache-control", browser))
+    if state.cache.browser_ttl:
+        browser = _browser_ttl(state.cache.browser_ttl,
+                               header(response.headers, b"cache-control"))
+        if browser is not None:
+            edits.append((b"cache-control", browser))
     by = None
     range_status, range_body, notes = None, None, plan.notes
     if response.status == 304:
