@@ -205,3 +205,15 @@ def test_content_view_in_a_running_mitmweb(tmp_path, origin):
 def _json(url: str):
     with urllib.request.urlopen(url, timeout=10) as r:  # loopback only
         return json.loads(r.read())
+
+
+def test_report_when_a_live_proxy_stops(tmp_path, origin):
+    report = tmp_path / "live.md"
+    with Mitmdump(tmp_path, RULES, "--set", f"cf_report={report}", reverse_to=origin.port) as m:
+        get(m.port, b"/s.css", GZ)
+        get(m.port, b"/s.css", [*GZ, (b"If-None-Match", b'W/"v1"')])
+        m.wait_records(lambda r: r.get("status_out") == 304)
+        assert not report.exists()  # written when the proxy stops
+    md = report.read_text()
+    assert "2 responses." in md and "| MISS | 1 |" in md and "| edge | 1 |" in md
+    assert (tmp_path / "live.html").read_text().count("<svg") >= 3
