@@ -217,3 +217,21 @@ def test_report_when_a_live_proxy_stops(tmp_path, origin):
     md = report.read_text()
     assert "2 responses." in md and "| MISS | 1 |" in md and "| edge | 1 |" in md
     assert (tmp_path / "live.html").read_text().count("<svg") >= 3
+
+
+def test_report_from_a_har_recording(tmp_path, origin):
+    har = tmp_path / "session.har"
+    with Mitmdump(tmp_path / "rec", None, "--set", f"hardump={har}",
+                  reverse_to=origin.port) as m:
+        get(m.port, b"/s.css", GZ)
+        get(m.port, b"/s.css", [*GZ, (b"If-None-Match", b'"v1"')])
+    assert har.exists()
+    (tmp_path / "rules.yaml").write_text(RULES)
+    report = tmp_path / "har-report.md"
+    out = subprocess.run([MITMDUMP, "-n", "-r", str(har), "--set", f"confdir={tmp_path}",
+                          "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
+                          "--set", f"cf_report={report}"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    md = report.read_text()
+    assert "2 responses." in md and "| HIT | 1 |" in md and "| edge | 1 |" in md
