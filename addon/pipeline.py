@@ -264,11 +264,8 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
     if decision is None:
         if inputs.identity_size is None:
             assert src is not None and body is not None
-            try:
-                size = codings.decoded_size_at_least(body, src, SIZE_PROBE)
-                inputs = inputs._replace(identity_size=size)
-            except codings.DecodeError as e:
-                inputs = inputs._replace(decode_error=str(e))
+            size, error = _probe_size(body, src)
+            inputs = inputs._replace(identity_size=size, decode_error=error)
         decision = decide(inputs, etag)
     if not decision.changed:
         return ResponsePlan(decision, inputs, etag, None, {}, False, rules, tuple(notes))
@@ -288,6 +285,35 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
                            zone.https_hosts or (_hostname(state.request.host),))
     recode = Recode(src or IDENTITY, out, job)
     return ResponsePlan(decision, inputs, etag, recode, new_headers, True, rules, tuple(notes))
+
+
+_PROBED: dict[tuple[str, int, int], tuple[int | None, str]] = {}
+_PROBED_MAX = 4096
+_PROBED_BODY_MAX = 64 * 1024
+
+
+def _probe_size(body: bytes, coding: str) -> tuple[int | None, str]:
+    """The decoded size up to SIZE_PROBE (or the decode error), remembered by the body's
+    hash: the same stylesheet passed through again, or a cached object served again, skips
+    creating a decoder, which costs more than the rest of a pass-through decision."""
+    if len(body) > _PROBED_BODY_MAX:  # hashing a big body would cost more than decoding
+        return _probe_uncached(body, coding)
+    key = (coding, len(body), hash(body))
+    known = _PROBED.get(key)
+    if known is not None:
+        return known
+    result = _probe_uncached(body, coding)
+    if len(_PROBED) >= _PROBED_MAX:
+        _PROBED.pop(next(iter(_PROBED)))  # oldest first: a plain bound, no recency needed
+    _PROBED[key] = result
+    return result
+
+
+def _probe_uncached(body: bytes, coding: str) -> tuple[int | None, str]:
+    try:
+        return codings.decoded_size_at_least(body, coding, SIZE_PROBE), ""
+    except codings.DecodeError as e:
+        return None, str(e)
 
 
 def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None

@@ -360,3 +360,18 @@ def test_gzip_decodes_every_member_and_rejects_truncation():
     assert decode(two, "gzip") == b"onetwo"
     with pytest.raises(DecodeError):
         decode(encode(BODY, "gzip")[:-10], "gzip")
+
+
+def test_the_size_probe_is_remembered_per_body_and_errors_too():
+    from addon import codings
+    from addon import pipeline
+
+    small = codings.encode(b"x" * 10, "br")
+    big = codings.encode(b"y" * 100, "br")
+    assert pipeline._probe_size(small, "br") == (10, "")
+    assert pipeline._probe_size(small, "br") == (10, "")  # remembered
+    assert pipeline._probe_size(big, "br")[0] == pipeline.SIZE_PROBE
+    broken = b"\x8b" + small[1:]
+    size, error = pipeline._probe_size(broken, "br")
+    assert size is None and "br body could not be decoded" in error
+    assert pipeline._probe_size(broken, "br") == (size, error)
