@@ -52,20 +52,25 @@ def origin():
     o.stop()
 
 
+def replay_with_report(tmp_path: Path, recording: Path, report: Path) -> str:
+    """`mitmdump -nr recording` through the edge with cf_report; the Markdown it wrote."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    out = subprocess.run([MITMDUMP, "-n", "-r", str(recording), "--set", f"confdir={tmp_path}",
+                          "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
+                          "--set", f"cf_report={report}"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return report.read_text()
+
+
 def test_report_after_replaying_a_recording(tmp_path, origin):
     flows = tmp_path / "session.mitm"
     with Mitmdump(tmp_path / "rec", None, "-w", str(flows), reverse_to=origin.port) as m:
         get(m.port, b"/s.css", GZ)
         get(m.port, b"/page", [*GZ, (b"If-None-Match", b'W/"v1"')])  # lost behind Cloudflare
-    (tmp_path / "rules.yaml").write_text(RULES)
     report = tmp_path / "out" / "edge-report.md"
     report.parent.mkdir()
-    out = subprocess.run([MITMDUMP, "-n", "-r", str(flows), "--set", f"confdir={tmp_path}",
-                          "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
-                          "--set", f"cf_report={report}"], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    md = report.read_text()
+    md = replay_with_report(tmp_path, flows, report)
     assert "2 responses." in md and "## Strong ETags lost (2)" in md
     assert "| http://127.0.0.1/s.css | `\"v1\"` | `W/\"v1\"` |" in md
     assert "### weak-if-none-match-ignored (1)" in md and "### invalid-last-modified (2)" in md
@@ -226,12 +231,5 @@ def test_report_from_a_har_recording(tmp_path, origin):
         get(m.port, b"/s.css", GZ)
         get(m.port, b"/s.css", [*GZ, (b"If-None-Match", b'"v1"')])
     assert har.exists()
-    (tmp_path / "rules.yaml").write_text(RULES)
-    report = tmp_path / "har-report.md"
-    out = subprocess.run([MITMDUMP, "-n", "-r", str(har), "--set", f"confdir={tmp_path}",
-                          "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
-                          "--set", f"cf_report={report}"], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    md = report.read_text()
+    md = replay_with_report(tmp_path, har, tmp_path / "har-report.md")
     assert "2 responses." in md and "| HIT | 1 |" in md and "| edge | 1 |" in md
