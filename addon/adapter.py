@@ -294,7 +294,7 @@ class CloudflareEdge:
     async def _lookup(self, flow: http.HTTPFlow, state: pipeline.RequestState) -> cache.Lookup:
         """The cache lookup; a miss waits while another request fills the same key, then
         looks again (the cache lock, facts 6.17)."""
-        store = self.store if self.zone is not None else None
+        store = self.store
         lk = cache.lookup(store, state.cache, state.request, _now(flow))
         waited = False
         while lk.origin is not None and lk.key is not None and flow.live:
@@ -315,10 +315,15 @@ class CloudflareEdge:
         return lk
 
     def _release(self, flow: http.HTTPFlow, lk: cache.Lookup | None) -> None:
-        if lk is not None and lk.key is not None and lk.origin is not None and flow.live:
-            event = self.filling.pop(lk.key, None)
-            if event is not None:
-                event.set()
+        """A visitor's flow that went to the origin is done: free its key's cache lock."""
+        if lk is not None and lk.origin is not None and flow.live:
+            self._unlock(lk.key)
+
+    def _unlock(self, key: str | None) -> None:
+        """Wake whoever waits for `key` to be filled (facts 6.17)."""
+        event = self.filling.pop(key, None) if key is not None else None
+        if event is not None:
+            event.set()
 
     def _revalidate_in_background(self, flow: http.HTTPFlow, lk: cache.Lookup) -> None:
         """stale-while-revalidate: the visitor is served now; the edge's own conditional
@@ -326,18 +331,11 @@ class CloudflareEdge:
         if not flow.live or lk.key is None or lk.key in self.filling or lk.background is None:
             return
         state = self.states.get(flow.id)
-        probe = flow.copy()
-        probe.live = False
-        probe.response = None
-        probe.metadata = {BACKGROUND: lk.key}
-        req = probe.request
-        req.method = lk.background.method
         edits = [(name, None) for name in lk.background.remove]
         edits += [*lk.background.set, *(pipeline.origin_headers(state) if state else ())]
-        req.headers.fields = edit_headers(req.headers.fields, edits)
-        ctx.master.commands.call("replay.client", [probe])  # queued: it runs after this
-        self.filling[lk.key] = asyncio.Event()
-        self.background[probe.id] = lk
+        sent = _send_copy(flow, {BACKGROUND: lk.key}, edits, lk.background.method)
+        self.filling[lk.key] = asyncio.Event()  # the copy is queued: it runs after this
+        self.background[sent.id] = lk
 
     async def response(self, flow: http.HTTPFlow) -> None:
         if BACKGROUND in flow.metadata:
@@ -373,7 +371,7 @@ class CloudflareEdge:
                                             facts, zone.plan, strip, _now(flow),
                                             recorded=not flow.live)
             elif served is not None and not flow.live and lk is not None and lk.background:
-                self._background_from_recording(flow, zone, state, lk, facts)
+                self._background_result(flow, zone, state, lk, facts)
             if served is None:
                 plan = pipeline.on_response(zone, state, facts)  # decides; decodes nothing big
             else:
@@ -419,29 +417,22 @@ class CloudflareEdge:
         self.probed[url] = None
         if len(self.probed) > diagnosis.REMEMBERED_URLS:
             self.probed.pop(next(iter(self.probed)))
-        probe = flow.copy()
-        probe.live = False
-        probe.response = None
-        probe.metadata = {PROBE: url}
         edits = [(name, None) for name in CONDITIONAL_HEADERS] + [(b"if-none-match", tag)]
-        probe.request.headers.fields = edit_headers(probe.request.headers.fields, edits)
-        ctx.master.commands.call("replay.client", [probe])
+        _send_copy(flow, {PROBE: url}, edits)
 
     def _probe_done(self, flow: http.HTTPFlow) -> None:
         if flow.response is None:
             return
-        findings = self.diagnosis.check(request_facts(flow), response_facts(flow.response))
-        weak = [f for f in findings if f.code == "weak-if-none-match-ignored"]
+        finding = diagnosis.probe_finding(request_facts(flow), response_facts(flow.response))
         url = flow.metadata[PROBE]
-        if weak:
-            flow.comment = f"Cloudflare edge: probe of {url}: {weak[0].message}"
+        if finding is not None:
+            flow.comment = f"Cloudflare edge: probe of {url}: {finding.message}"
             logger.warning("cf_edge: origin diagnosis for %s: %s. Fix: %s", url,
-                           weak[0].message, weak[0].fix)
+                           finding.message, finding.fix)
             if self.report is not None:
-                self.report.add_finding(url, weak[0].as_dict)
+                self.report.add_finding(url, finding.as_dict)
             self._write({"ts": round(time.time(), 3), "url": url, "probe": True,
-                         "status": flow.response.status_code,
-                         "diagnoses": [weak[0].as_dict]})
+                         "status": flow.response.status_code, "diagnoses": [finding.as_dict]})
         else:
             flow.comment = (f"Cloudflare edge: probe of {url}: the origin answered "
                             f"{flow.response.status_code} to the weakened tag")
@@ -451,29 +442,24 @@ class CloudflareEdge:
         zone = self.zone
         if lk is None or lk.key is None:
             return
-        event = self.filling.pop(lk.key, None)
-        if event is not None:
-            event.set()
+        self._unlock(lk.key)
         if zone is None or self.store is None or flow.response is None:
             return
         state = pipeline.on_request(zone, request_facts(flow))
-        facts = response_facts(flow.response)
-        strip, _ = pipeline.cache_response_rules(zone, state, facts)
-        what = cache.after_background(self.store, lk, state.request, facts, zone.plan, strip,
-                                      _now(flow))
+        what = self._background_result(flow, zone, state, lk, response_facts(flow.response))
         flow.comment = f"Cloudflare edge: background revalidation of {lk.key}: {what}"
         logger.info("cf_edge: background revalidation of %s: %s", lk.key, what)
 
-    def _background_from_recording(self, flow: http.HTTPFlow, zone: Zone,
-                                   state: pipeline.RequestState, lk: cache.Lookup,
-                                   facts: ResponseFacts) -> None:
-        """Replaying a recording: the recorded answer stands for what the background
-        revalidation would have brought back."""
+    def _background_result(self, flow: http.HTTPFlow, zone: Zone,
+                           state: pipeline.RequestState, lk: cache.Lookup,
+                           facts: ResponseFacts) -> str:
+        """What a background revalidation's answer does to the stored object. Replaying a
+        recording, the recorded answer stands for it."""
         if self.store is None:
-            return
+            return "the cache is off"
         strip, _ = pipeline.cache_response_rules(zone, state, facts)
-        cache.after_background(self.store, lk, state.request, facts, zone.plan, strip,
-                               _now(flow))
+        return cache.after_background(self.store, lk, state.request, facts, zone.plan, strip,
+                                      _now(flow))
 
     async def _recode(self, plan: pipeline.ResponsePlan, raw: bytes) -> pipeline.ResponsePlan:
         if len(raw) <= INLINE_RAW:
@@ -487,8 +473,7 @@ class CloudflareEdge:
     def error(self, flow: http.HTTPFlow) -> None:
         if BACKGROUND in flow.metadata:
             lk = self.background.pop(flow.id, None)
-            if lk is not None and lk.key is not None and (e := self.filling.pop(lk.key, None)):
-                e.set()
+            self._unlock(lk.key if lk is not None else None)
             return
         self.states.pop(flow.id, None)
         self.served.pop(flow.id, None)
@@ -640,6 +625,22 @@ def _reason(status: int, resp: http.Response) -> bytes:
     if not resp.http_version.startswith("HTTP/1"):
         return b""
     return status_codes.RESPONSES.get(status, "").encode()
+
+
+def _send_copy(flow: http.HTTPFlow, metadata: dict, edits: list[tuple[bytes, bytes | None]],
+               method: str | None = None) -> http.HTTPFlow:
+    """The edge's own request to the origin (a background revalidation, a diagnosis probe):
+    a copy of the flow with its headers edited, queued on mitmproxy's client replay so that
+    TLS and proxy modes apply. `metadata` marks it for the hooks."""
+    copy = flow.copy()
+    copy.live = False
+    copy.response = None
+    copy.metadata = metadata
+    if method is not None:
+        copy.request.method = method
+    copy.request.headers.fields = edit_headers(copy.request.headers.fields, edits)
+    ctx.master.commands.call("replay.client", [copy])
+    return copy
 
 
 def _size_option(name: str) -> int:

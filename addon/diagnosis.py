@@ -163,6 +163,12 @@ class OriginDiagnosis:
             "ETag, and send Vary: Accept-Encoding")
 
 
+def probe_finding(request: RequestFacts, response: ResponseFacts) -> Finding | None:
+    """What the origin's answer to a probe (cf_diagnose_probe) shows, if anything."""
+    return weak_if_none_match_ignored(header_index(request.headers),
+                                      header_index(response.headers), response.status)
+
+
 def probe_needed(request: RequestFacts, response: ResponseFacts) -> bytes | None:
     """The weakened tag to probe the origin with (cf_diagnose_probe): a 200 with a strong
     ETag to a request that did not already ask with a weak one."""
