@@ -366,10 +366,8 @@ class CloudflareEdge:
             rules: tuple[str, ...] = ()
             if lk is not None and served is None:
                 strip, rules = pipeline.cache_response_rules(zone, state, facts)
-                assert self.store is not None or lk.status == "DYNAMIC"
-                served = cache.after_origin(self.store or cache.Store(0), lk, state.request,
-                                            facts, zone.plan, strip, _now(flow),
-                                            recorded=not flow.live)
+                served = cache.after_origin(self.store, lk, state.request, facts, zone.plan,
+                                            strip, _now(flow), recorded=not flow.live)
             elif served is not None and not flow.live and lk is not None and lk.background:
                 self._background_result(flow, zone, state, lk, facts)
             if served is None:

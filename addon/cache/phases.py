@@ -118,15 +118,19 @@ def serve_stale(lk: Lookup, now: float, why: str) -> Served:
                         "(facts 6.13, 6.21)", now)
 
 
-def after_origin(store: Store, lk: Lookup, request: RequestFacts, response: ResponseFacts,
-                 plan: str, strip: tuple[bytes, ...], now: float,
+def after_origin(store: Store | None, lk: Lookup, request: RequestFacts,
+                 response: ResponseFacts, plan: str, strip: tuple[bytes, ...], now: float,
                  recorded: bool = False) -> Served:
-    """The origin answered a MISS or an EXPIRED revalidation (or, for DYNAMIC, anything).
+    """The origin answered a MISS or an EXPIRED revalidation (or, for DYNAMIC, anything;
+    without a store every lookup is DYNAMIC).
 
     `strip`: headers Cache Response Rules remove before caching (facts 5.2.2).
     """
     if lk.status == "DYNAMIC":
         return Served("DYNAMIC", response, lk.reason)
+    if store is None:
+        return Served("DYNAMIC", response, "the cache was switched off (cf_cache) while the "
+                      "origin was asked")
     assert lk.key is not None
     obj = lk.obj
     if lk.status == "EXPIRED" and obj is not None:
