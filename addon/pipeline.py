@@ -406,27 +406,40 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
         if not_modified(visitor, plan.decision.etag_out, last_modified):
             by = "edge"  # conditionals take precedence over Range (facts 1.8.7)
         elif (wanted := header(visitor, b"range")) is not None:
-            if plan.decision.encoding_out != IDENTITY:
-                notes += (f"Range ignored: the visitor gets {plan.decision.encoding_out}, and "
-                          "ranges are served of the identity representation only (facts "
-                          "1.8.1, 1.8.10, modelled)",)
-            else:
-                body = plan.body if plan.body is not None else response.body or b""
-                answer = ranges.evaluate(wanted, header(visitor, b"if-range"), len(body),
-                                         plan.decision.etag_out, last_modified)
-                assert answer is not None
-                notes += (f"Range: {answer.reason}",)
-                if answer.status == 206:
-                    range_body, described = ranges.partial_body(
-                        answer, body, header(response.headers, b"content-type"))
-                    edits += described
-                elif answer.status == 416:
-                    range_body = b""
-                    edits.append((b"content-range", b"bytes */%d" % len(body)))
-                range_status = answer.status if answer.status != 200 else None
+            range_status, range_body, described, note = _byte_range(
+                plan, response, wanted, header(visitor, b"if-range"), last_modified)
+            edits += described
+            notes += (note,)
     head = state.request.method.upper() == "HEAD"
     return _evolve(plan, edge_headers=tuple(edits), not_modified=by, head=head,
                    range_status=range_status, range_body=range_body, notes=notes)
+
+
+def _byte_range(plan: ResponsePlan, response: ResponseFacts, wanted: bytes,
+                if_range: bytes | None, last_modified: bytes | None
+                ) -> tuple[int | None, bytes | None, list[tuple[bytes, bytes]], str]:
+    """A Range served from a stored object (facts 1.8): the status (None: the whole 200),
+    the body, the headers that describe it, and the note for the log."""
+    d = plan.decision
+    if d.encoding_out != IDENTITY:
+        return None, None, [], (f"Range ignored: the visitor gets {d.encoding_out}, and ranges "
+                                "are served of the identity representation only (facts "
+                                "1.8.1, 1.8.10, modelled)")
+    body = plan.body if plan.body is not None else response.body or b""
+    answer = ranges.evaluate(wanted, if_range, len(body), d.etag_out, last_modified)
+    assert answer is not None
+    note = f"Range: {answer.reason}"
+    if answer.status == 206:
+        data, described = ranges.partial_body(answer, body,
+                                              header(response.headers, b"content-type"))
+        return 206, data, described, note
+    if answer.status == 416:
+        return 416, b"", [(b"content-range", b"bytes */%d" % len(body))], note
+    return None, None, [], note
+
+
+def _chunked(fields: Headers) -> bool:
+    return any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in fields)
 
 
 def visitor_response(plan: ResponsePlan, fields: Headers, http_version: str
@@ -445,9 +458,7 @@ def visitor_response(plan: ResponsePlan, fields: Headers, http_version: str
                 edits.append((b"content-length", str(len(plan.body)).encode()))
             else:
                 edits.append((b"content-length", None))
-                chunked = any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower()
-                              for k, v in fields)
-                if http_version == "HTTP/1.1" and not chunked:
+                if http_version == "HTTP/1.1" and not _chunked(fields):
                     edits.append((b"transfer-encoding", b"chunked"))
     edits += plan.edge_headers
     status = None
@@ -462,7 +473,7 @@ def visitor_response(plan: ResponsePlan, fields: Headers, http_version: str
         out = tuple((k, v) for k, v in out if k.lower() in NOT_MODIFIED_HEADERS)
     if plan.head:  # HEAD: the GET's headers, Content-Length included, no body
         body = b""
-        if any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in out):
+        if _chunked(out):
             out = tuple((k, v) for k, v in out if k.lower() != b"content-length")
     return status, out, body
 
