@@ -22,6 +22,7 @@ from addon.cache.store import Store
 from addon.facts import Headers
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
+from addon.facts import edit_headers
 from addon.facts import header
 from addon.facts import header_values
 
@@ -38,6 +39,11 @@ class OriginRequest:
     method: str
     remove: tuple[bytes, ...] = ()  # lower-case header names
     set: tuple[tuple[bytes, bytes], ...] = ()
+
+    def applied_to(self, request: RequestFacts) -> RequestFacts:
+        """The request as the edge sends it, its headers edited in one pass."""
+        edits = [*((name, None) for name in self.remove), *self.set]
+        return replace(request, method=self.method, headers=edit_headers(request.headers, edits))
 
 
 @dataclass  # not frozen: built per request, and frozen init is 3x slower

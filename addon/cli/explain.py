@@ -156,17 +156,7 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
 
 
 def _run(zone, store, request: RequestFacts, origin: ResponseFacts) -> pipeline.ResponsePlan:
-    state = pipeline.on_request(zone, request)
-    lk = cache.lookup(store, state.cache, state.request, 0.0)
-    if lk.origin is None:
-        served = cache.serve_stored(lk, 0.0)
-    else:
-        strip, _ = pipeline.cache_response_rules(zone, state, origin)
-        served = cache.after_origin(store, lk, state.request, origin, zone.plan, strip, 0.0)
-    plan = pipeline.deliver(zone, state, served)
-    if plan.recode is not None:
-        plan = pipeline.recode(plan, served.response.body or b"", 1 << 30)
-    return pipeline.finish(plan, state)
+    return pipeline.exchange(zone, store, request, lambda sent: origin, 0.0)
 
 
 def _revalidation(zone, store, request: RequestFacts, origin: ResponseFacts,
