@@ -157,8 +157,8 @@ def matrix(port: int, log: Path) -> list[list[str]]:
             record = _next_record(log, seen)
             seen += 1
             rows.append([path, accept or "(none)", f"{coding} {etag.decode()}",
-                         f"{h.get('content-encoding', 'identity')} {h.get('etag', '(no ETag)')}",
-                         str(status), h.get("cf-cache-status", ""), _short(record)])
+                         _got(status, h), str(status), h.get("cf-cache-status", ""),
+                         _short(record)])
         if not got_etag:
             rows.append([path, "a revalidating browser", f"{coding} {etag.decode()}", "-", "-",
                          "-", "no ETag reached the visitor: nothing to revalidate with"])
@@ -167,14 +167,18 @@ def matrix(port: int, log: Path) -> list[list[str]]:
                                             {"If-None-Match": got_etag}))
             record = _next_record(log, seen)
             seen += 1
-            got = (f"no body, {h.get('etag', '(no ETag)')}" if status == 304 else
-                   f"{h.get('content-encoding', 'identity')} {h.get('etag', '(no ETag)')}")
             rows.append([path, f"gzip, br + If-None-Match: {got_etag}",
-                         f"{coding} {etag.decode()}", got,
+                         f"{coding} {etag.decode()}", _got(status, h),
                          str(status), h.get("cf-cache-status", ""),
                          f"304 from the {record.get('not_modified')}" if status == 304
                          else _short(record)])
     return rows
+
+
+def _got(status: int, headers: dict[str, str]) -> str:
+    """What the visitor got: its encoding (or no body, for a 304) and its ETag."""
+    what = "no body," if status == 304 else headers.get("content-encoding", "identity")
+    return f"{what} {headers.get('etag', '(no ETag)')}"
 
 
 def _next_record(log: Path, index: int, timeout: float = 10) -> dict:
