@@ -7,6 +7,9 @@ from functools import lru_cache
 
 # Content-coding tokens the edge can produce or decode, in header spelling.
 GZIP, BROTLI, ZSTD, IDENTITY = "gzip", "br", "zstd", "identity"
+# Codings the edge decodes. It asks the origin for br and gzip only (facts 1.3.1); zstd and
+# deflate arrive when Respect Strong ETags forwards the visitor's Accept-Encoding (1.3.3).
+DECODABLE = (GZIP, BROTLI, ZSTD, "deflate", IDENTITY)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from addon import compression_policy as policy
 from addon import etag as etags
+from addon.accept_encoding import DECODABLE
 from addon.accept_encoding import IDENTITY
 from addon.accept_encoding import parse_accept_encoding
 from addon.zone import ETAG_REMOVAL_DOCUMENTED
@@ -61,6 +62,7 @@ class ResponseInputs(NamedTuple):
     etag_problem: str = ""  # why a malformed ETag is malformed
     partial: bool = False  # 206 or Content-Range: the body is a byte range of the encoding
     accepted: frozenset[str] = frozenset()  # which of gzip, br, zstd the visitor accepts
+    accepts_deflate: bool = False  # deflate is never produced, only kept when accepted
     plan: str = "pro"
     brotli: bool = True
     respect_strong_etags: bool = False
@@ -88,12 +90,12 @@ class Decision:
 
 
 def origin_coding(values: tuple[str, ...]) -> str | None:
-    """gzip, br or identity when the edge can handle the origin's coding, else None."""
+    """The origin's coding when the edge can decode it (one of DECODABLE), else None."""
     if not values:
         return IDENTITY
     if len(values) == 1:
         token = values[0].strip().lower()
-        if token in ("gzip", "br", IDENTITY, ""):
+        if token in DECODABLE or token == "":
             return token or IDENTITY
     return None
 
@@ -190,10 +192,6 @@ def _early(i: ResponseInputs) -> Decision | None:
             "body had already left; nothing could be changed",
             MODELLED,
         )
-    if i.method.upper() == "HEAD":
-        return passthrough(
-            "a HEAD response has no body to compress; headers passed through", MODELLED
-        )
     if i.status < 200 or i.status in policy.NO_BODY_STATUSES:
         return passthrough(
             f"status {i.status} has no body; only 200, 403 and 404 responses are "
@@ -216,8 +214,8 @@ def _early(i: ResponseInputs) -> Decision | None:
     if origin_coding(i.content_encoding) is None:
         enc_in = ", ".join(i.content_encoding)
         return passthrough(
-            f"the origin's Content-Encoding '{enc_in}' is not gzip or br, which "
-            "are all the edge decodes; passed through untouched (facts 1.4.5)",
+            f"the origin's Content-Encoding '{enc_in}' is none of gzip, br, zstd and "
+            "deflate, which are all the edge decodes; passed through untouched (facts 1.4.5)",
             MODELLED,
         )
     return None
@@ -244,10 +242,13 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
         return _polish(i, enc_in)
 
     accepted = i.accepted
+    src_accepted = src in accepted or (src == "deflate" and i.accepts_deflate)
     row_no = _TABLE_ROWS.get((i.respect_strong_etags, accepted, src))
     rse = "on" if i.respect_strong_etags else "off"
     row = f"ETag table (Respect Strong ETags {rse}), row {row_no}" if row_no else ""
-    visitor = f"visitor accepts {_list(accepted) or 'no compression'}"
+    shown = tuple(c for c in ("gzip", "br", "zstd") if c in accepted)  # a fixed order
+    shown += ("deflate",) if i.accepts_deflate else ()
+    visitor = f"visitor accepts {_list(shown) or 'no compression'}"
 
     if i.respect_strong_etags:
         rule_note = (
@@ -264,7 +265,7 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
                 basis,
                 row,
             )
-        if src in accepted:
+        if src_accepted:
             return passthrough(
                 f"Respect Strong ETags is on and the {visitor}, including the "
                 f"origin's {src}: passed through with the ETag intact{rule_note}",
@@ -294,11 +295,11 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
         return _transform(i, enc_in, wanted, f"{why}; the body was {verb} {wanted}", basis, row)
     if src == IDENTITY:
         return passthrough(f"{why}; sent uncompressed as the origin sent it", basis, row)
-    if src in accepted:
+    if src_accepted:
         return passthrough(
             f"{why}; the {visitor}, including the origin's {src}, so the origin's "
             "encoding was kept (facts 1.4.1)",
-            DOCUMENTED,
+            DOCUMENTED if src in ("gzip", "br") else MODELLED,
             row,
         )
     return _transform(
