@@ -21,15 +21,20 @@ from mitmproxy import contentviews
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
+from mitmproxy.addons.clientplayback import ReplayHandler
 from mitmproxy.net.http import status_codes
+from mitmproxy.net.http import url
+from mitmproxy.proxy import mode_specs
 from mitmproxy.utils import human
 
 from addon import cache
 from addon import diagnosis
+from addon import egress
 from addon import pipeline
 from addon.cache.conditional import CONDITIONAL_HEADERS
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
 from addon.contentview import EdgeView
+from addon.facts import Headers
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import edit_headers
@@ -52,7 +57,11 @@ DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
 DEFAULT_CACHE_SIZE = "256m"
 BACKGROUND = "cf_edge_revalidation"  # metadata of the edge's own background requests
+REFETCH = "cf_edge_refetch"  # metadata of the edge's second request for a full response
+REFETCH_TIMEOUT = 130.0  # Cloudflare's proxy read timeout (120 s) and a connect
 PROBE = "cf_edge_probe"  # metadata of the origin-diagnosis probes (cf_diagnose_probe)
+OWN_REQUESTS = frozenset({BACKGROUND, PROBE, REFETCH})
+FORWARD_MODES = (mode_specs.RegularMode, mode_specs.UpstreamMode)  # the visitor asks a proxy
 CONNECT_TIMEOUT = 5.0  # an EXPIRED object is served STALE when the origin takes longer
 LOCK_TIMEOUT = 30.0  # a request waiting for a concurrent fill goes to the origin after this
 # Re-code on the event loop when the origin's body is at most INLINE_RAW bytes and decodes
@@ -211,7 +220,7 @@ class CloudflareEdge:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # The visitor's headers, before anticomp/anticache change them in `request`.
-        if self.zone is None or BACKGROUND in flow.metadata or PROBE in flow.metadata:
+        if self.zone is None or OWN_REQUESTS.intersection(flow.metadata):
             return
         if flow.metadata.get(META, {}).get("handled"):
             return  # converted in an earlier run over this recording
@@ -287,6 +296,12 @@ class CloudflareEdge:
             # for byte; mitmproxy's anticomp, when on, has the last word.
             if not state.respect_strong_etags and not self.anticomp:
                 edits.append((b"accept-encoding", ORIGIN_ACCEPT_ENCODING.encode()))
+            if isinstance(flow.client_conn.proxy_mode, FORWARD_MODES) and req.host:
+                # a proxy replaces a Host that differs from the target's (RFC 9112 3.2.2)
+                authority = state.request.host.encode("utf-8", "surrogateescape")
+                current = req.headers.get("host")
+                if current is not None and current.encode("utf-8", "surrogateescape") != authority:
+                    edits.append((b"host", authority))
             req.headers.fields = edit_headers(req.headers.fields, edits)
             if req.method != lk.origin.method:
                 req.method = lk.origin.method
@@ -344,6 +359,8 @@ class CloudflareEdge:
         if PROBE in flow.metadata:
             self._probe_done(flow)
             return
+        if REFETCH in flow.metadata:
+            return  # its answer is used by the visitor's flow that asked for it
         state = self.states.pop(flow.id, None)
         lk = self.lookups.pop(flow.id, None)
         served = self.served.pop(flow.id, None)
@@ -361,27 +378,41 @@ class CloudflareEdge:
                        lk: cache.Lookup | None, served: cache.Served | None) -> None:
         assert flow.response is not None
         answered_in_request = served is not None  # HIT, UPDATING (live or replayed)
+        origin = flow.response  # what the origin answered (or a stored object in request)
+        asked_again: list[str] = []  # why the edge asked the origin a second time
         try:
-            facts = response_facts(flow.response)
+            facts = response_facts(origin)
             rules: tuple[str, ...] = ()
             if lk is not None and served is None:
                 strip, rules = pipeline.cache_response_rules(zone, state, facts)
                 served = cache.after_origin(self.store, lk, state.request, facts, zone.plan,
                                             strip, _now(flow), recorded=not flow.live)
+                if served.refetch is not None and flow.live:
+                    again = await self._refetch(flow, served.refetch)
+                    if again is not None:  # else the 304 goes out as it came
+                        asked_again.append(served.reason)
+                        origin, facts = again, response_facts(again)
+                        strip, rules = pipeline.cache_response_rules(zone, state, facts)
+                        served = cache.after_origin(self.store, lk, state.request, facts,
+                                                    zone.plan, strip, _now(flow))
             elif served is not None and not flow.live and lk is not None and lk.background:
                 self._background_result(flow, zone, state, lk, facts)
-            if served is None:
-                plan = pipeline.on_response(zone, state, facts)  # decides; decodes nothing big
-            else:
-                plan = pipeline.deliver(zone, state, served, rules)
-            if plan.recode is not None:
-                raw = plan.served.response.body if plan.served else facts.body
-                assert raw is not None
-                plan = await self._recode(plan, raw)
-            plan = pipeline.finish(plan, state)
-            if self.trace:
-                plan = pipeline.with_trace(plan, state)
-            entry = pipeline.record(state, served.response if served else facts, plan)
+            plan, final = await self._deliver(zone, state, served, facts, rules)
+            if final.need_full and flow.live and not answered_in_request:
+                again = await self._refetch(flow, pipeline.FULL_REPRESENTATION)
+                if again is not None:
+                    asked_again.append(f"{final.unresolved}: the edge asked the origin for the "
+                                       "full response and sent it whole instead of the range "
+                                       "(facts 1.8.1)")
+                    origin, facts = again, response_facts(again)
+                    if lk is not None:
+                        served = cache.after_origin(self.store, lk, state.request, facts,
+                                                    zone.plan, (), _now(flow))
+                    plan, final = await self._deliver(zone, state, served, facts, rules)
+            source = served.response if served else facts  # what the visitor's copy is of
+            entry = pipeline.record(state, source, plan, final)
+            if asked_again:
+                entry["asked_again"] = asked_again
             if not answered_in_request:  # the origin was asked: what it did
                 forwarded = not flow.live or lk is None or lk.status == "DYNAMIC"
                 findings = self.diagnosis.check(state.request, facts, forwarded)
@@ -391,11 +422,13 @@ class CloudflareEdge:
             logger.warning("cf_edge: %s passed through untouched after an internal error: %r",
                            wire_text(flow.request.pretty_url), e, exc_info=True)
             return
+        if origin is not flow.response:
+            flow.response = origin  # the second answer replaces the unusable first
         if served is not None and served.from_store and not answered_in_request:
             flow.response = stored_response(served.response, flow)  # REVALIDATED, STALE
-        apply_plan(flow, plan)  # everything computed: only now touch the flow
+        apply_final(flow, final)  # everything computed: only now touch the flow
         self._log(entry, plan)
-        annotate(flow, entry, (served.response if served else facts).headers)
+        annotate(flow, entry, source.headers)
         if self.report is not None:
             self.report.add(entry)
         if self.probe and flow.live and not answered_in_request:
@@ -404,6 +437,50 @@ class CloudflareEdge:
             except Exception:  # a diagnosis aid: never at the expense of the response
                 logger.warning("cf_edge: origin probe of %s not started",
                                wire_text(flow.request.pretty_url), exc_info=True)
+
+    async def _deliver(self, zone: Zone, state: pipeline.RequestState,
+                       served: cache.Served | None, facts: ResponseFacts,
+                       rules: tuple[str, ...]) -> tuple[pipeline.ResponsePlan, egress.Final]:
+        """The delivery phases for what the visitor is served, up to the last one."""
+        if served is None:
+            plan = pipeline.on_response(zone, state, facts)  # decides; decodes nothing big
+        else:
+            plan = pipeline.deliver(zone, state, served, rules)
+        if plan.recode is not None:
+            raw = plan.served.response.body if plan.served else facts.body
+            assert raw is not None
+            plan = await self._recode(plan, raw)
+        plan = pipeline.finish(plan, state)
+        if self.trace:
+            plan = pipeline.with_trace(plan, state)
+        source = served.response if served else facts
+        final = pipeline.visitor_response(plan, source.status, source.headers, source.body,
+                                          pipeline.visitor_of(state), self.decode_limit)
+        return plan, final
+
+    async def _refetch(self, flow: http.HTTPFlow, how: cache.OriginRequest
+                       ) -> http.Response | None:
+        """Ask the origin again when its answer cannot be used (a 304 that may not update
+        the stored object, a range of an encoding the visitor cannot read), through
+        mitmproxy's own replay machinery so that TLS, upstream proxies and modes apply.
+        None when that fails too; the first answer then stands."""
+        again = http.HTTPFlow(flow.client_conn, flow.server_conn)
+        again.request = flow.request.copy()  # as the edge sent it to the origin
+        again.request.method = how.method
+        edits = [*((name, None) for name in how.remove), *how.set]
+        again.request.headers.fields = edit_headers(again.request.headers.fields, edits)
+        again.metadata[REFETCH] = True
+        try:
+            await asyncio.wait_for(ReplayHandler(again, ctx.options).replay(), REFETCH_TIMEOUT)
+        except TimeoutError:
+            logger.warning("cf_edge: %s: asking the origin again timed out",
+                           wire_text(flow.request.pretty_url))
+            return None
+        if again.response is None or again.error is not None:
+            logger.warning("cf_edge: %s: asking the origin again failed: %s",
+                           wire_text(flow.request.pretty_url), again.error)
+            return None
+        return again.response
 
     def _probe(self, flow: http.HTTPFlow, facts: ResponseFacts) -> None:
         """cf_diagnose_probe: once per URL, ask the origin again with the weakened tag a
@@ -472,6 +549,8 @@ class CloudflareEdge:
         if BACKGROUND in flow.metadata:
             lk = self.background.pop(flow.id, None)
             self._unlock(lk.key if lk is not None else None)
+            return
+        if OWN_REQUESTS.intersection(flow.metadata):
             return
         self.states.pop(flow.id, None)
         self.served.pop(flow.id, None)
@@ -581,17 +660,28 @@ def request_facts(flow: http.HTTPFlow) -> RequestFacts:
     req = flow.request
     peer = flow.client_conn.peername
     fields = tuple(req.headers.fields)
-    # the host the visitor asked for (mitmproxy's host_header, without its lookups)
-    host = next((v for k, v in fields if k.lower() == b"host"), None) or req.data.authority
     return RequestFacts(
         method=req.method,
         scheme=req.scheme,
-        host=host.decode("utf-8", "surrogateescape") if host else req.pretty_host,
+        host=asked_host(flow, fields),
         target=req.data.path.decode("utf-8", "surrogateescape"),
         http_version=req.http_version,
         headers=fields,
         client_ip=peer[0] if peer else "",
     )
+
+
+def asked_host(flow: http.HTTPFlow, fields: Headers) -> str:
+    """The host the visitor asked for. Through a forward proxy (regular or upstream mode)
+    that is the request target's authority, which wins over a Host header that says
+    otherwise (RFC 9112 3.2.2), and is where mitmproxy sends the request; in the other
+    modes it is the Host header (reverse mode keeps it with keep_host_header)."""
+    req = flow.request
+    if isinstance(flow.client_conn.proxy_mode, FORWARD_MODES) and req.host:
+        return url.hostport(req.scheme, req.host, req.port)
+    # mitmproxy's host_header, without its lookups
+    host = next((v for k, v in fields if k.lower() == b"host"), None) or req.data.authority
+    return host.decode("utf-8", "surrogateescape") if host else req.pretty_host
 
 
 def stored_response(facts: ResponseFacts, flow: http.HTTPFlow) -> http.Response:
@@ -680,19 +770,21 @@ def response_facts(resp: http.Response) -> ResponseFacts:
     )
 
 
-def apply_plan(flow: http.HTTPFlow, plan: pipeline.ResponsePlan) -> None:
-    """Apply a finished plan; the headers change in one pass, byte for byte otherwise."""
+def apply_final(flow: http.HTTPFlow, final: egress.Final) -> None:
+    """Put what the visitor gets on the flow: the headers in one pass, the body and status
+    only where they changed."""
     resp = flow.response
-    assert resp is not None and plan.recode is None
-    status, fields, body = pipeline.visitor_response(plan, resp.headers.fields,
-                                                     resp.http_version)
-    if body is not None:
-        resp.raw_content = body
+    assert resp is not None
+    fields = final.headers
     if fields is not resp.headers.fields:
+        if resp.is_http2 or resp.is_http3:  # h2/h3 require lower-case names
+            fields = tuple((k.lower(), v) for k, v in fields)
         resp.headers.fields = fields
-    if status is not None:
-        resp.status_code = status
-        resp.reason = _reason(status, resp)
+    if final.body is not None and final.body is not resp.raw_content:
+        resp.raw_content = final.body
+    if final.status != resp.status_code:
+        resp.status_code = final.status
+        resp.reason = _reason(final.status, resp)
 
 
 def annotate(flow: http.HTTPFlow, entry: dict, headers_in=()) -> None:

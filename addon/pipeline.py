@@ -23,10 +23,13 @@ from typing import Any
 
 from addon import cache
 from addon import codings
+from addon import egress
 from addon import html
 from addon import polish
 from addon.accept_encoding import IDENTITY
+from addon.accept_encoding import parse_accept_encoding
 from addon.cache import ranges
+from addon.cache.conditional import CONDITIONAL_HEADERS
 from addon.cache.conditional import not_modified
 from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
@@ -194,7 +197,9 @@ def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], by
     inputs = ResponseInputs(state.request.method, status, "", (), False, None, False,
                             min(len(body), SIZE_PROBE))
     plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
-    return status, headers, body, record(state, ResponseFacts(status, tuple(headers), body), plan)
+    final = egress.enforce(visitor_of(state), status, tuple(headers), body)
+    entry = record(state, ResponseFacts(status, tuple(headers), body), plan, final)
+    return final.status, list(final.headers), final.body or b"", entry
 
 
 # ---- response phases ------------------------------------------------------------------------
@@ -241,6 +246,16 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         polish_mode = verdict.mode
         if verdict.note:
             notes.append(verdict.note)
+    head = state.request.method.upper() == "HEAD"
+    if head and not body:
+        identity_size, head_note = _head_size(src, index.get(b"content-length"))
+        if head_note:
+            notes.append(head_note)
+    else:
+        # an identity body's size is known without decoding anything
+        identity_size = (min(len(body), SIZE_PROBE) if src == IDENTITY and body is not None
+                         else None)
+    visitor = parse_accept_encoding(state.visitor_accept_encoding)
     inputs = ResponseInputs(
         method=state.request.method,
         status=response.status,
@@ -250,10 +265,10 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         etag_kind=etag.kind if etag else None,
         etag_problem=etag.problem if etag else "",
         streamed=response.streamed or body is None,
-        # an identity body's size is known without decoding anything
-        identity_size=min(len(body), SIZE_PROBE) if src == IDENTITY and body is not None else None,
+        identity_size=identity_size,
         partial=response.status == 206 or b"content-range" in index,
         accepted=accepted_codings(state.visitor_accept_encoding),
+        accepts_deflate=visitor.accepts("deflate"),
         plan=zone.plan,
         brotli=bool(zone.settings.get("brotli", True)),
         respect_strong_etags=state.respect_strong_etags,
@@ -272,20 +287,47 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         return ResponsePlan(decision, inputs, etag, None, {}, False, rules, tuple(notes))
     if decision.action == "polish":
         size = len(body or b"")
+        if head and not body:
+            length = joined(b"content-length") or b""
+            size = int(length) if length.strip().isdigit() else 0
         polished = {b"etag": decision.etag_out, b"cf-polished": polish.header(size)}
         return ResponsePlan(decision, inputs, etag, None, polished, False, rules, tuple(notes))
+    if head and not body:  # the headers the GET would get (facts 1.7.4); no body to re-code
+        return ResponsePlan(decision, inputs, etag, None, _coding_headers(decision, joined),
+                            True, rules, tuple(notes))
     out = decision.encoding_out
-    new_headers: dict[bytes, bytes | None] = {
-        b"content-encoding": None if out == IDENTITY else out.encode(),
-        b"etag": decision.etag_out,
-        b"vary": _vary_with_accept_encoding(joined(b"vary")),
-    }
+    new_headers = _coding_headers(decision, joined)
     job = None
     if decision.action == "rewrite":
         job = html.HtmlJob(rewriters, html.charset.from_content_type(content_type),
                            zone.https_hosts or (_hostname(state.request.host),))
     recode = Recode(src or IDENTITY, out, job)
     return ResponsePlan(decision, inputs, etag, recode, new_headers, True, rules, tuple(notes))
+
+
+def _coding_headers(decision: Decision, joined: Callable[[bytes], bytes | None]
+                   ) -> dict[bytes, bytes | None]:
+    out = decision.encoding_out
+    return {
+        b"content-encoding": None if out == IDENTITY else out.encode(),
+        b"etag": decision.etag_out,
+        b"vary": _vary_with_accept_encoding(joined(b"vary")),
+    }
+
+
+def _head_size(coding: str | None, length: list[bytes] | None) -> tuple[int | None, str]:
+    """The decoded size a HEAD's GET would have, as far as the decision needs it: an
+    identity Content-Length is that size; for an encoded one it is not known, and the
+    origin compressing it says it is worth compressing (modelled)."""
+    known = length and len(length) == 1 and length[0].strip().isdigit()
+    if known and (coding == IDENTITY or int(length[0]) == 0):  # empty is empty when encoded
+        return min(int(length[0]), SIZE_PROBE), ""
+    if coding == IDENTITY:
+        return SIZE_PROBE, ("HEAD without a Content-Length: the body size is unknown, so the "
+                            "GET's decision is taken for a body above the 48/50-byte minimums "
+                            "(modelled)")
+    return SIZE_PROBE, (f"HEAD of a {coding} body: its decoded size is unknown, so the GET's "
+                        "decision is taken for a body above the 48/50-byte minimums (modelled)")
 
 
 _PROBED: dict[tuple[str, int, int], tuple[int | None, str]] = {}
@@ -372,31 +414,75 @@ def deliver(zone: Zone, state: RequestState, served: cache.Served,
     return _evolve(plan, served=served, rules=(*plan.rules, *rules) if rules else plan.rules)
 
 
+@dataclass
+class Outcome:
+    """One exchange, start to end (see exchange())."""
+
+    state: RequestState
+    plan: ResponsePlan
+    final: egress.Final  # what left for the visitor
+    source: ResponseFacts  # what the visitor's copy was made from
+    sent: tuple[RequestFacts, ...]  # what the origin was asked, in order
+
+    def record(self) -> dict[str, Any]:
+        return record(self.state, self.source, self.plan, self.final)
+
+
+# What the edge asks when an answer cannot be used: the whole representation, unconditional
+FULL_REPRESENTATION = cache.OriginRequest("GET", CONDITIONAL_HEADERS)
+
+
 def exchange(zone: Zone, store: cache.Store, request: RequestFacts,
              fetch: Callable[[RequestFacts], ResponseFacts], now: float,
-             limit: int = 1 << 30) -> ResponsePlan:
+             limit: int = 1 << 30) -> Outcome:
     """One request through every phase without a proxy (explain, the core tests), in the
     adapter's order: `fetch` plays the origin for the request as the edge sends it."""
     state = on_request(zone, request)
     lk = cache.lookup(store, state.cache, state.request, now)
     rules: tuple[str, ...] = ()
+    sent: list[RequestFacts] = []
+
+    def ask(how: cache.OriginRequest) -> ResponseFacts:
+        sent.append(how.applied_to(state.request))
+        return fetch(sent[-1])
+
     if lk.origin is None:
         served = cache.serve_stored(lk, now)
         if lk.background is not None:  # stale-while-revalidate, answered at once here
-            sent = lk.background.applied_to(state.request)
-            answer = fetch(sent)
+            answer = ask(lk.background)
             strip, _ = cache_response_rules(zone, state, answer)
-            cache.after_background(store, lk, sent, answer, zone.plan, strip, now)
+            cache.after_background(store, lk, sent[-1], answer, zone.plan, strip, now)
     else:
-        answer = fetch(lk.origin.applied_to(state.request))
+        answer = ask(lk.origin)
         strip, rules = cache_response_rules(zone, state, answer)
         served = cache.after_origin(store, lk, state.request, answer, zone.plan, strip, now)
+        if served.refetch is not None:  # a 304 that cannot update the stored object
+            answer = ask(served.refetch)
+            strip, rules = cache_response_rules(zone, state, answer)
+            served = cache.after_origin(store, lk, state.request, answer, zone.plan, strip,
+                                        now)
+    plan, final = _deliver_final(zone, state, served, rules, limit)
+    if final.need_full and lk.origin is not None:
+        # a range of an encoding the visitor cannot read: the full decoded 200 (facts 1.8.1)
+        answer = ask(FULL_REPRESENTATION)
+        strip, rules = cache_response_rules(zone, state, answer)
+        served = cache.after_origin(store, lk, state.request, answer, zone.plan, strip, now)
+        plan, final = _deliver_final(zone, state, served, rules, limit)
+    return Outcome(state, plan, final, served.response, tuple(sent))
+
+
+def _deliver_final(zone: Zone, state: RequestState, served: cache.Served,
+                   rules: tuple[str, ...], limit: int) -> tuple[ResponsePlan, egress.Final]:
     plan = deliver(zone, state, served, rules)
     if plan.recode is not None:
         done = recode(plan, served.response.body or b"", limit)
         assert done is not None  # no budget: it finishes or passes through
         plan = done
-    return finish(plan, state)
+    plan = finish(plan, state)
+    source = served.response
+    final = visitor_response(plan, source.status, source.headers, source.body,
+                             visitor_of(state), limit)
+    return plan, final
 
 
 def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
@@ -470,26 +556,24 @@ def _chunked(fields: Headers) -> bool:
     return any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in fields)
 
 
-def visitor_response(plan: ResponsePlan, fields: Headers, http_version: str
-                     ) -> tuple[int | None, Headers, bytes | None]:
-    """What the visitor gets, from the origin's (or stored) header fields: the new status
-    (None: unchanged), the header fields, the new body (None: unchanged). One pass over the
-    headers; everything the plan does not mean to change keeps its bytes."""
+def visitor_response(plan: ResponsePlan, status: int, fields: Headers, body: bytes | None,
+                     visitor: egress.Visitor, limit: int = 1 << 30) -> egress.Final:
+    """What the visitor gets, from the origin's (or stored) status, header fields and raw
+    body. One pass over the headers; everything the plan does not mean to change keeps its
+    bytes. The invariant of the last phase (egress) is checked on the result."""
     assert plan.recode is None
     edits: list[tuple[bytes, bytes | None]] = []
-    body = None
     if plan.decision.changed:
-        body = plan.body
+        if plan.body is not None:
+            body = plan.body
         edits += plan.headers.items()  # bytes in, bytes out: nothing re-encoded
-        if plan.drop_content_length and plan.body is not None:
-            if http_version == "HTTP/1.0":  # no chunked coding in HTTP/1.0
-                edits.append((b"content-length", str(len(plan.body)).encode()))
-            else:
-                edits.append((b"content-length", None))
-                if http_version == "HTTP/1.1" and not _chunked(fields):
-                    edits.append((b"transfer-encoding", b"chunked"))
+        if plan.drop_content_length:
+            # Cloudflare drops Content-Length of what it re-codes (facts 0.7, 1.6.1); the
+            # last phase frames it for the visitor's protocol
+            edits.append((b"content-length", None))
+            if plan.body is not None and not _chunked(fields):
+                edits.append((b"transfer-encoding", b"chunked"))
     edits += plan.edge_headers
-    status = None
     if plan.not_modified == "edge":
         status, body = 304, b""
     elif plan.range_status is not None and plan.range_body is not None:
@@ -503,7 +587,13 @@ def visitor_response(plan: ResponsePlan, fields: Headers, http_version: str
         body = b""
         if _chunked(out):
             out = tuple((k, v) for k, v in out if k.lower() != b"content-length")
-    return status, out, body
+    return egress.enforce(visitor, status, out, body, may_transform=not plan.inputs.no_transform,
+                          limit=limit)
+
+
+def visitor_of(state: RequestState) -> egress.Visitor:
+    return egress.Visitor(state.request.method, state.request.http_version,
+                          state.visitor_accept_encoding)
 
 
 def _bytes_out(plan: ResponsePlan, body_in: int) -> int:
@@ -588,16 +678,18 @@ def _hostname(host: str) -> str:
 # ---- the log record -------------------------------------------------------------------------
 
 
-def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> dict[str, Any]:
+def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan,
+           final: egress.Final | None = None) -> dict[str, Any]:
     """One JSON Lines record; also stored in flow.metadata (plain types only).
 
-    Header values are shown as they went on the wire (see facts.wire_text).
+    Header values are shown as they went on the wire (see facts.wire_text). With `final`,
+    the outgoing fields (status, coding, ETag, bytes) are what actually left.
     """
     d = plan.decision
     etag_in = plan.etag.raw if plan.etag is not None else None
     body_in = len(response.body or b"")
     served = plan.served
-    return {
+    entry = {
         "ts": round(time.time(), 3),
         "method": wire_text(state.request.method),
         "url": wire_text(state.request.url),
@@ -627,3 +719,33 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan) -> 
         "not_modified": plan.not_modified,
         "status_out": 304 if plan.not_modified == "edge" else plan.range_status or response.status,
     }
+    if final is not None:
+        _what_went_out(entry, final, etag_in, d.etag_out, state.request.method)
+    return entry
+
+
+def _what_went_out(entry: dict[str, Any], final: egress.Final, etag_in: bytes | None,
+                   planned_etag: bytes | None, method: str) -> None:
+    """The record's outgoing fields from the response that left, and the last phase's
+    repairs; a repair that decoded the body turns a pass-through into a decompression."""
+    coding = final.content_encoding
+    if coding != entry["encoding_out"]:
+        entry["encoding_out"] = coding
+        if entry["action"] == "pass":
+            entry["action"] = "decompress"
+            entry["changed"] = True
+    etag_out = final.etag
+    if etag_out != planned_etag:
+        entry["etag_out"] = wire_text(etag_out) if etag_out is not None else None
+        entry["etag_action"] = ("absent" if etag_in is None and etag_out is None
+                                else "removed" if etag_out is None
+                                else "kept" if etag_out == etag_in
+                                else "weakened")
+    entry["status_out"] = final.status
+    no_body = method.upper() == "HEAD" or final.status in (204, 304)
+    entry["bytes_out"] = 0 if no_body else (len(final.body) if final.body is not None
+                                            else entry["bytes_out"])
+    if final.repairs:
+        entry["egress"] = list(final.repairs)
+    if final.unresolved:
+        entry["unresolved"] = final.unresolved

@@ -318,8 +318,9 @@ class Edge:
     def get(self, path="/a.css", accept="gzip, br", method="GET", headers=()):
         hs = ((b"Host", b"example.com"), (b"Accept-Encoding", accept.encode()), *headers)
         request = RequestFacts(method=method, target=path, headers=hs)
-        return pipeline.exchange(self.zone, self.store, request,
-                                 lambda sent: self.origin.answer(sent), self.now)
+        self.last = pipeline.exchange(self.zone, self.store, request,
+                                      lambda sent: self.origin.answer(sent), self.now)
+        return self.last.plan
 
 
 def _edge_headers(plan) -> dict[bytes, bytes | None]:

@@ -9,6 +9,7 @@
 """
 
 from addon.cache.phases import Lookup
+from addon.cache.phases import OriginRequest
 from addon.cache.phases import Served
 from addon.cache.phases import after_background
 from addon.cache.phases import after_origin
@@ -19,5 +20,5 @@ from addon.cache.settings import CacheSettings
 from addon.cache.settings import cache_settings
 from addon.cache.store import Store
 
-__all__ = ["CacheSettings", "Lookup", "Served", "Store", "after_background", "after_origin",
-           "cache_settings", "lookup", "serve_stale", "serve_stored"]
+__all__ = ["CacheSettings", "Lookup", "OriginRequest", "Served", "Store", "after_background",
+           "after_origin", "cache_settings", "lookup", "serve_stale", "serve_stored"]

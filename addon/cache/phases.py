@@ -19,12 +19,14 @@ from addon.cache.key import cache_key
 from addon.cache.settings import CacheSettings
 from addon.cache.store import CachedObject
 from addon.cache.store import Store
+from addon.etag import parse_etag
 from addon.facts import Headers
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import edit_headers
 from addon.facts import header
 from addon.facts import header_values
+from addon.facts import wire_text
 
 ORIGIN_FAILURES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 527})
 # connection-level headers: not part of the stored object; its length is stated instead
@@ -70,6 +72,8 @@ class Served:
     last_modified: bytes | None = None  # Smart Edge Revalidation's, when the origin had none
     from_store: bool = False  # `response` is a stored object, not what the origin just sent
     removed: tuple[bytes, ...] = ()  # origin headers the edge did not keep (rules, 6.7)
+    # the origin's answer cannot be used: ask again with this (the full representation)
+    refetch: OriginRequest | None = None
 
 
 def lookup(store: Store | None, settings: CacheSettings, request: RequestFacts,
@@ -141,7 +145,15 @@ def after_origin(store: Store | None, lk: Lookup, request: RequestFacts,
     obj = lk.obj
     if lk.status == "EXPIRED" and obj is not None:
         if response.status == 304:
-            return _revalidated(store, lk, obj, request, response, plan, now)
+            answer = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
+            why = not_selected(obj.headers, answer)
+            if why is None:
+                return _revalidated(store, lk, obj, request, response, plan, now)
+            if recorded:  # nothing to ask again: the stored object, neither updated nor fresh
+                return _from_object("EXPIRED", obj, f"{why}; the recording holds no full "
+                                    "response, so the stored object was served as it is", now)
+            return Served("EXPIRED", response, f"{why}; the edge asked for the full response",
+                          lk.key, refetch=OriginRequest("GET", CONDITIONAL_HEADERS))
         if response.status in ORIGIN_FAILURES and obj.stale_on_error:
             return _from_object("STALE", obj, f"the origin failed ({response.status}); the "
                                 "expired object was served stale (facts 6.13, 6.16)", now)
@@ -178,12 +190,36 @@ def after_origin(store: Store | None, lk: Lookup, request: RequestFacts,
                   last_modified=obj.generated_last_modified, removed=removed)
 
 
+def not_selected(stored: Headers, answer: Headers) -> str | None:
+    """Why a 304 does not identify the stored response for update (RFC 9111 4.3.4), or
+    None when it does. A strong validator must equal the stored one strongly; a weak one
+    must match the stored ETag weakly; a 304 without an ETag is taken as answering the
+    validators the edge sent."""
+    new = parse_etag(header_values(answer, b"etag"))
+    if new is None or new.kind == "malformed":
+        return None
+    old = parse_etag(header_values(stored, b"etag"))
+    shown = f"the origin's 304 carries {wire_text(new.raw)}"
+    if old is None or old.kind == "malformed":
+        return f"{shown}, but the stored response has no ETag to match it (RFC 9111 4.3.4)"
+    if new.kind == "strong" and (old.kind != "strong" or old.raw != new.raw):
+        return (f"{shown}, a strong validator that matches no stored response (stored: "
+                f"{wire_text(old.raw)}), so it must not update it (RFC 9111 4.3.4)")
+    if new.kind == "weak" and new.raw[2:] != old.raw.removeprefix(b"W/"):
+        return (f"{shown}, which does not match the stored {wire_text(old.raw)} (RFC 9111 "
+                "4.3.4)")
+    return None
+
+
 def after_background(store: Store, lk: Lookup, request: RequestFacts,
                      response: ResponseFacts, plan: str, strip: tuple[bytes, ...],
                      now: float) -> str:
     """The background revalidation of an UPDATING object came back; what it did."""
     assert lk.obj is not None and lk.key is not None
     if response.status == 304:
+        why = not_selected(lk.obj.headers, response.headers)
+        if why is not None:
+            return f"{why}; the stale object stays and is revalidated again next time"
         _revalidated(store, lk, lk.obj, request, response, plan, now)
         return "revalidated: the origin answered 304, the stored object is fresh again"
     if response.status in ORIGIN_FAILURES:

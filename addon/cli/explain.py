@@ -75,7 +75,7 @@ def _body(size: int, media: bytes, coding: str) -> bytes:
         body = body[:max(size - 15, 0)] + b"</body></html>\n"
     else:
         body = (b"made-up body for explain " * (size // 25 + 1))[:size]
-    return codings.encode(body, coding) if coding in ("gzip", "br") else body
+    return codings.encode(body, coding) if coding in ("gzip", "br", "zstd", "deflate") else body
 
 
 def explain(argv: list[str], stdin_text: str | None = None) -> str:
@@ -110,10 +110,17 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     headers = tuple(h for h in headers if h[0].lower() not in names) + tuple(extra)
     media = header(headers, b"content-type") or b""
     coding = (header(headers, b"content-encoding") or b"identity").decode("latin-1").strip()
-    size = args.size
+    size, assumed = args.size, ""
     if size is None:
         length = header(headers, b"content-length")
-        size = int(length) if length is not None and length.strip().isdigit() else DEFAULT_SIZE
+        if coding.lower() not in ("identity", ""):
+            # the length of the encoded bytes says nothing exact about the decoded size
+            size, assumed = DEFAULT_SIZE, (f" (assumed: Content-Length counts the {coding} "
+                                           "bytes, not the decoded ones; --size to set it)")
+        elif length is not None and length.strip().isdigit():
+            size = int(length)
+        else:
+            size, assumed = DEFAULT_SIZE, " (assumed: no Content-Length; --size to set it)"
     body = _body(size, media.lower(), coding.lower()) if status not in (204, 304) else b""
     headers = tuple((k, str(len(body)).encode()) if k.lower() == b"content-length" else (k, v)
                     for k, v in headers)
@@ -129,9 +136,10 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     store = cache.Store(1 << 30)
     lines = [f"Request:   {request.method} {request.url}",
              f"           Accept-Encoding: {args.accept_encoding or '(none)'}",
-             f"Origin:    {status}, {size} bytes decoded, " + ", ".join(
+             f"Origin:    {status}, {size} bytes decoded{assumed}, " + ", ".join(
                  f"{wire_text(k)}: {wire_text(v)}" for k, v in headers)]
-    plan = _run(zone, store, request, origin)
+    outcome = _run(zone, store, request, origin)
+    plan, final = outcome.plan, outcome.final
     d, served = plan.decision, plan.served
     etag = (f"{wire_text(plan.etag.raw)} -> {wire_text(d.etag_out) if d.etag_out else '(none)'}"
             if plan.etag else "(none)")
@@ -145,17 +153,17 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
         lines.append(f"Note:      {note}")
     if served is not None:
         lines.append(f"Cache:     {served.status}: {served.reason}")
-    new_status, fields, out_body = pipeline.visitor_response(plan, headers, "HTTP/1.1")
     lines.append("Visitor gets:")
-    lines.append(f"  HTTP/1.1 {new_status or status}")
-    lines += [f"  {wire_text(k)}: {wire_text(v)}" for k, v in fields]
-    final = out_body if out_body is not None else body
-    lines.append(f"  ({len(final)} body bytes)")
+    lines.append(f"  HTTP/1.1 {final.status}")
+    lines += [f"  {wire_text(k)}: {wire_text(v)}" for k, v in final.headers]
+    lines.append(f"  ({len(final.body or b'')} body bytes)")
+    for repair in final.repairs:
+        lines.append(f"  last phase: {repair}")
     lines.append("Revalidation: " + _revalidation(zone, store, request, origin, d.etag_out))
     return "\n".join(lines) + "\n"
 
 
-def _run(zone, store, request: RequestFacts, origin: ResponseFacts) -> pipeline.ResponsePlan:
+def _run(zone, store, request: RequestFacts, origin: ResponseFacts) -> pipeline.Outcome:
     return pipeline.exchange(zone, store, request, lambda sent: origin, 0.0)
 
 
@@ -168,7 +176,7 @@ def _revalidation(zone, store, request: RequestFacts, origin: ResponseFacts,
     again = RequestFacts(request.method, request.scheme, request.host, request.target,
                          request.http_version,
                          (*request.headers, (b"If-None-Match", etag)))
-    plan = _run(zone, store, again, origin)
+    plan = _run(zone, store, again, origin).plan
     served = plan.served
     where = served.status if served else "?"
     tag = wire_text(etag)

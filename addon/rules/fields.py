@@ -131,8 +131,8 @@ _GETTERS: dict[str, Callable[[FieldValues], Any]] = {
         b"?" + env["http.request.uri.query"] if b"?" in env["_raw_target"] else b""),
     "http.request.uri.path.extension": lambda env: path_extension(env["http.request.uri.path"]),
     "http.request.full_uri": lambda env: _full_uri(env, env["http.request.uri"]),
-    "http.host": lambda env: env.request.host.encode("idna" if not env.request.host.isascii()
-                                                    else "ascii", "replace"),
+    # the bytes the visitor sent (a name that is not ASCII arrives as UTF-8 or punycode)
+    "http.host": lambda env: env.request.host.encode("utf-8", "surrogateescape"),
     "http.request.method": lambda env: env.request.method.upper().encode(),
     "http.request.version": _version,
     "http.request.headers": lambda env: _headers_map(env.request.headers),
