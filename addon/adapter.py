@@ -30,6 +30,8 @@ from mitmproxy.utils import human
 from addon import cache
 from addon import diagnosis
 from addon import egress
+from addon import error_response
+from addon import origin_errors
 from addon import pipeline
 from addon.cache.conditional import CONDITIONAL_HEADERS
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
@@ -39,6 +41,7 @@ from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import edit_headers
 from addon.facts import wire_text
+from addon.reachability import Reachability
 from addon.report import Report
 from addon.rulesfile import RulesFileError
 from addon.rulesfile import load_rules
@@ -51,7 +54,7 @@ BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
 MARKER = ":cloud:"
 META = "cf_edge"
 OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog", "cf_cache", "cf_cache_size",
-           "cf_report", "cf_trace", "cf_diagnose_probe")
+           "cf_report", "cf_trace", "cf_diagnose_probe", "cf_connect_timeout")
 RELOAD_INTERVAL = 1.0
 DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
@@ -62,7 +65,6 @@ REFETCH_TIMEOUT = 130.0  # Cloudflare's proxy read timeout (120 s) and a connect
 PROBE = "cf_edge_probe"  # metadata of the origin-diagnosis probes (cf_diagnose_probe)
 OWN_REQUESTS = frozenset({BACKGROUND, PROBE, REFETCH})
 FORWARD_MODES = (mode_specs.RegularMode, mode_specs.UpstreamMode)  # the visitor asks a proxy
-CONNECT_TIMEOUT = 5.0  # an EXPIRED object is served STALE when the origin takes longer
 LOCK_TIMEOUT = 30.0  # a request waiting for a concurrent fill goes to the origin after this
 # Re-code on the event loop when the origin's body is at most INLINE_RAW bytes and decodes
 # to at most INLINE_DECODED; anything larger goes to a worker thread (the codecs release
@@ -96,6 +98,7 @@ class CloudflareEdge:
         self.anticomp = False  # mitmproxy's own option, read once per change
         self.probed: dict[str, None] = {}  # URLs probed, oldest first (bounded)
         self.diagnosis = diagnosis.OriginDiagnosis()
+        self.origins = Reachability()
 
     # ---- lifecycle (all synchronous, see mitmproxy-notes 2.4) ----
 
@@ -148,7 +151,13 @@ class CloudflareEdge:
             "weakened W/ tag a browser behind Cloudflare sends, to find origins whose 304s "
             "are lost (one extra origin request per URL).",
         )  # fmt: skip
+        loader.add_option(
+            "cf_connect_timeout", str, f"{origin_errors.CONNECT_TIMEOUT:g}",
+            "Seconds the edge waits for a connection to the origin before it answers 522 "
+            "Connection timed out (Cloudflare waits 19 s).",
+        )  # fmt: skip
         contentviews.add(EdgeView())
+        error_response.install()
 
     def configure(self, updated) -> None:
         if "cf_rules" in updated:
@@ -186,12 +195,28 @@ class CloudflareEdge:
             self.trace = bool(ctx.options.cf_trace)
         if "cf_diagnose_probe" in updated:
             self.probe = bool(ctx.options.cf_diagnose_probe)
+        if "cf_connect_timeout" in updated:
+            self.origins.connect_timeout = _seconds_option("cf_connect_timeout")
+        if {"mode", "connection_strategy"} & updated:
+            self._connect_lazily()
         if "cf_eventlog" in updated:
             if ctx.options.cf_eventlog not in EVENTLOG_CHOICES:
                 raise exceptions.OptionsError(
                     f"cf_eventlog: {ctx.options.cf_eventlog!r} is not one of "
                     f"{', '.join(EVENTLOG_CHOICES)}")
             self.eventlog = ctx.options.cf_eventlog
+
+    def _connect_lazily(self) -> None:
+        """Cloudflare connects to the origin for a request; mitmproxy by default connects
+        when the visitor does, and in reverse mode drops the visitor's connection without
+        an answer when the origin is down. Lazy connections let the edge answer 52x."""
+        modes = ctx.options.mode or []
+        if ctx.options.connection_strategy == "eager" and not any(
+                m.startswith("upstream:") for m in modes):
+            ctx.options.update(connection_strategy="lazy")
+            logger.info("cf_edge: connection_strategy set to lazy: the origin is connected "
+                        "when a request needs it, so a dead origin gets Cloudflare's 52x "
+                        "answers")
 
     def running(self) -> None:
         typos = sorted(k for k in ctx.options.deferred if k.startswith("cf_"))
@@ -215,6 +240,7 @@ class CloudflareEdge:
         if self.log_file is not None:
             self.log_file.close()
             self.log_file = None
+        error_response.uninstall()
 
     # ---- HTTP hooks ----
 
@@ -244,13 +270,7 @@ class CloudflareEdge:
                              wire_text(flow.request.pretty_url))
             return
         if answer is not None:  # the edge answers its own /cdn-cgi/ paths
-            status, headers, body, entry = answer
-            del self.states[flow.id]
-            flow.response = http.Response.make(status, body, headers)
-            self._write(entry)
-            annotate(flow, entry)
-            if self.report is not None:
-                self.report.add(entry)
+            self._answer(flow, *answer)
             return
         try:
             lk = await self._lookup(flow, state)
@@ -259,14 +279,21 @@ class CloudflareEdge:
                              wire_text(flow.request.pretty_url))
             return
         self.lookups[flow.id] = lk
-        if (lk.status == "EXPIRED" and lk.obj is not None and lk.obj.stale_on_error
-                and flow.live and not await _reachable(flow)):
+        failure = None
+        if lk.origin is not None and flow.live:
+            failure = await self.origins.check(flow)
+        if failure is not None:
+            code, detail = failure
+            if lk.status == "EXPIRED" and lk.obj is not None and lk.obj.stale_on_error:
+                served = cache.serve_stale(lk, _now(flow), f"the origin cannot be reached "
+                                           f"({detail}, {code})")
+                self.served[flow.id] = served
+                flow.response = stored_response(served.response, flow)
+                return
             # mitmproxy would answer a failed connection with its own 502 before any hook
-            # could serve stale, so the edge checks first (only when it could serve stale)
-            served = cache.serve_stale(lk, _now(flow), "the origin is unreachable (the "
-                                       "connection failed)")
-            self.served[flow.id] = served
-            flow.response = stored_response(served.response, flow)
+            # runs again, so the edge answers with Cloudflare's error now
+            self._release(flow, self.lookups.pop(flow.id, None))
+            self._answer(flow, *pipeline.origin_error(state, code, detail))
             return
         if lk.origin is None:  # HIT or UPDATING: the origin is not asked
             try:
@@ -305,6 +332,22 @@ class CloudflareEdge:
             req.headers.fields = edit_headers(req.headers.fields, edits)
             if req.method != lk.origin.method:
                 req.method = lk.origin.method
+
+    def _answer(self, flow: http.HTTPFlow, status: int, headers: Headers, body: bytes,
+                entry: dict) -> None:
+        """The edge answers itself (its /cdn-cgi/ paths, a 52x): the response, logged."""
+        self.states.pop(flow.id, None)
+        flow.response = http.Response.make(status, body, headers)
+        self._write(entry)
+        self._log_answer(entry)
+        annotate(flow, entry)
+        if self.report is not None:
+            self.report.add(entry)
+
+    def _log_answer(self, entry: dict) -> None:
+        if entry.get("origin_error") and self.eventlog != "off":
+            logger.warning("cf_edge: %s %s %s: %s", entry["method"], entry["url"],
+                           entry["status_out"], entry["reason"])
 
     async def _lookup(self, flow: http.HTTPFlow, state: pipeline.RequestState) -> cache.Lookup:
         """The cache lookup; a miss waits while another request fills the same key, then
@@ -359,6 +402,8 @@ class CloudflareEdge:
         if PROBE in flow.metadata:
             self._probe_done(flow)
             return
+        if flow.live and flow.server_conn.timestamp_tcp_setup is not None:
+            self.origins.answered(flow)
         if REFETCH in flow.metadata:
             return  # its answer is used by the visitor's flow that asked for it
         state = self.states.pop(flow.id, None)
@@ -370,6 +415,16 @@ class CloudflareEdge:
                 return
             if state.request.method != flow.request.method:
                 flow.request.method = state.request.method  # HEAD went out as GET (1.7.1)
+            failure = None if served is not None else _unusable(flow, state)
+            if failure is not None:  # an answer Cloudflare would not have taken
+                code, detail = failure
+                if lk is not None and lk.status == "EXPIRED" and lk.obj is not None \
+                        and lk.obj.stale_on_error:
+                    served = cache.serve_stale(lk, _now(flow), f"{detail} ({code})")
+                    flow.response = stored_response(served.response, flow)
+                else:
+                    self._answer(flow, *pipeline.origin_error(state, code, detail))
+                    return
             await self._respond(flow, zone, state, lk, served)
         finally:
             self._release(flow, lk)
@@ -545,16 +600,55 @@ class CloudflareEdge:
                 return done
         return await asyncio.to_thread(pipeline.recode, plan, raw, self.decode_limit)
 
-    def error(self, flow: http.HTTPFlow) -> None:
+    async def error(self, flow: http.HTTPFlow) -> None:
         if BACKGROUND in flow.metadata:
             lk = self.background.pop(flow.id, None)
             self._unlock(lk.key if lk is not None else None)
             return
         if OWN_REQUESTS.intersection(flow.metadata):
             return
-        self.states.pop(flow.id, None)
+        state = self.states.pop(flow.id, None)
         self.served.pop(flow.id, None)
-        self._release(flow, self.lookups.pop(flow.id, None))
+        lk = self.lookups.pop(flow.id, None)
+        self._release(flow, lk)
+        zone = self.zone
+        if state is None or zone is None or flow.error is None or flow.response is not None:
+            return
+        failure = origin_errors.origin_failure(
+            flow.error.msg, connected=flow.server_conn.timestamp_tcp_setup is not None,
+            tls=flow.request.scheme == "https")
+        if failure is None:
+            return  # the visitor went away, or mitmproxy's own limits: not the origin
+        self.origins.failed(flow)
+        try:
+            if lk is not None and lk.status == "EXPIRED" and lk.obj is not None \
+                    and lk.obj.stale_on_error:  # STALE wins over the error (facts 6.21)
+                served = cache.serve_stale(lk, _now(flow), f"the origin cannot be reached "
+                                           f"({flow.error.msg}, {failure})")
+                plan, final = await self._deliver(zone, state, served, served.response, ())
+                entry = pipeline.record(state, served.response, plan, final)
+                status = final.status
+                answer = http.Response.make(final.status, final.body or b"", final.headers)
+            else:
+                status, headers, body, entry = pipeline.origin_error(state, failure,
+                                                                     flow.error.msg)
+                answer = http.Response.make(status, body, headers)
+            sent = error_response.answer(flow, answer)
+        except Exception:
+            logger.exception("cf_edge: the origin's failure was not answered: %s",
+                             wire_text(flow.request.pretty_url))
+            return
+        if not sent and flow.live:
+            entry["status_out"] = 502
+            entry["notes"].append(
+                f"Cloudflare answers {status}; mitmproxy sent its own 502 instead, because "
+                "it does not let an addon answer a failed exchange on "
+                f"{flow.request.http_version} (mitmproxy PR #7999)")
+        self._write(entry)
+        self._log_answer(entry)
+        annotate(flow, entry)
+        if self.report is not None:
+            self.report.add(entry)
 
     # ---- commands ----
 
@@ -743,17 +837,36 @@ def _size_option(name: str) -> int:
     return size
 
 
-async def _reachable(flow: http.HTTPFlow) -> bool:
-    """Whether a TCP connection to the flow's server can be opened (a stale check)."""
-    if ctx.options.mode and ctx.options.mode[0].startswith("upstream:"):
-        return True  # through an upstream proxy: not ours to probe
+def _unusable(flow: http.HTTPFlow, state: pipeline.RequestState) -> tuple[int, str] | None:
+    """A live origin response Cloudflare would have turned into a 52x (facts 14.4): headers
+    over its limit (520), or one that came after its read timeout (524). mitmproxy cannot
+    answer before the origin does, so a 524 reaches the visitor when the late response
+    arrives."""
+    resp = flow.response
+    assert resp is not None
+    if not flow.live:
+        return None  # a recording: it holds what happened, whatever its timing says
+    if origin_errors.headers_too_large(tuple(resp.headers.fields)):
+        return 520, (f"the response headers are larger than the "
+                     f"{origin_errors.MAX_RESPONSE_HEADERS // 1024} KB Cloudflare accepts")
+    timeout = state.cache.read_timeout or origin_errors.READ_TIMEOUT
+    sent = flow.request.timestamp_end or flow.request.timestamp_start
+    if resp.timestamp_start and sent and resp.timestamp_start - sent > timeout:
+        return 524, (f"the origin took {resp.timestamp_start - sent:.0f} s to answer, more "
+                     f"than the {timeout} s read timeout")
+    return None
+
+
+def _seconds_option(name: str) -> float:
+    value = getattr(ctx.options, name)
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(flow.request.host, flow.request.port), CONNECT_TIMEOUT)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    return True
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise exceptions.OptionsError(f"{name}: {value!r} is not a number of seconds "
+                                      "between 0 and 3600")
+    return seconds
 
 
 def _now(flow: http.HTTPFlow) -> float:

@@ -25,6 +25,7 @@ from addon import cache
 from addon import codings
 from addon import egress
 from addon import html
+from addon import origin_errors
 from addon import polish
 from addon.accept_encoding import IDENTITY
 from addon.accept_encoding import parse_accept_encoding
@@ -33,6 +34,7 @@ from addon.cache.conditional import CONDITIONAL_HEADERS
 from addon.cache.conditional import not_modified
 from addon.cache_control import parse_cache_control
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
+from addon.decision import DOCUMENTED
 from addon.decision import MODELLED
 from addon.decision import SIZE_PROBE
 from addon.decision import CompressionRule
@@ -200,6 +202,28 @@ def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], by
     final = egress.enforce(visitor_of(state), status, tuple(headers), body)
     entry = record(state, ResponseFacts(status, tuple(headers), body), plan, final)
     return final.status, list(final.headers), final.body or b"", entry
+
+
+def origin_error(state: RequestState, status: int, detail: str, now: float | None = None
+                 ) -> tuple[int, Headers, bytes, dict[str, Any]]:
+    """The edge's answer when the origin failed (a 52x, facts 6.21, 14.4): status,
+    headers, body (none for HEAD) and the log record."""
+    e = origin_errors.ERRORS[status]
+    headers, body = origin_errors.error_page(status, state.ray, _hostname(state.request.host),
+                                             detail, now)
+    if state.request.method.upper() == "HEAD":
+        body = b""
+    reason = (f"{e.what} ({detail}): Cloudflare answers {status} {e.title} with a page of its "
+              "own (facts 6.21, 14.4)")
+    decision = Decision(IDENTITY, IDENTITY, "error", "absent", None, reason, DOCUMENTED)
+    inputs = ResponseInputs(state.request.method, status, "text/html", (), False, None, False,
+                            SIZE_PROBE)
+    plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
+    final = egress.enforce(visitor_of(state), status, headers, body)
+    entry = record(state, ResponseFacts(status, headers, body), plan, final)
+    entry["status"] = None  # the origin sent nothing usable
+    entry["origin_error"] = {"status": status, "title": e.title, "detail": detail}
+    return final.status, final.headers, final.body or b"", entry
 
 
 # ---- response phases ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ CONTENT_FEATURES = {"email_obfuscation", "automatic_https_rewrites", "rocket_loa
                     "mirage", "polish"}  # fmt: skip
 EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES}
 EMULATED_CACHE_PARAMETERS = {"respect_strong_etags", "cache", "edge_ttl", "browser_ttl",
-                             "serve_stale", "cache_key", "origin_cache_control"}
+                             "serve_stale", "cache_key", "origin_cache_control", "read_timeout"}
 EMULATED_CACHE_RESPONSE_PARAMETERS = {"strip_etags", "strip_last_modified", "strip_set_cookie"}
 EMULATED_CONFIG_PARAMETERS = set(CONTENT_FEATURES)
 

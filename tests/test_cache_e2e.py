@@ -345,7 +345,7 @@ def test_stale_when_the_origin_fails_or_is_gone(tmp_path):
             time.sleep(0.2)
             r = get(m.port, b"/s.css", GZ)
             assert r.status == 200 and r.header(b"cf-cache-status") == b"STALE"
-            rec = m.wait_records(lambda r: "unreachable" in (r["cache_reason"] or ""))
+            rec = m.wait_records(lambda r: "cannot be reached" in (r["cache_reason"] or ""))
             assert rec["cache_status"] == "STALE"
     finally:
         origin.stop()

@@ -107,9 +107,11 @@ async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
     with taddons.context(edge) as tctx:
         tctx.configure(edge, cf_rules=str(tmp_path / "rules.yaml"))
         f = tflow.tflow(resp=False)
+        f.request.timestamp_start = f.request.timestamp_end = time.time()  # live: sent now
         f.request.path = "/page"
         f.request.headers["accept-encoding"] = "gzip"
         edge.requestheaders(f)
+        edge.origins.answered(f)  # the made-up origin of a test flow answered just now
         await edge.request(f)
         f.response = http.Response.make(200, CSS, {"Content-Type": "text/css", "ETag": '"v1"'})
         await edge.response(f)

@@ -29,6 +29,7 @@ class CacheSettings:
     serve_stale: dict[str, Any] = field(default_factory=dict)
     cache_key: dict[str, Any] = field(default_factory=dict)
     origin_cache_control: bool = True
+    read_timeout: int | None = None  # seconds before a 524 (Enterprise; None: 120 s)
 
     @property
     def explicit_edge_ttl(self) -> bool:
@@ -66,7 +67,8 @@ def _settings(method: str, path: str, params: dict[str, Any], plan: str) -> Cach
     common = dict(edge_ttl=params.get("edge_ttl") or {},
                   browser_ttl=params.get("browser_ttl") or {},
                   serve_stale=params.get("serve_stale") or {},
-                  cache_key=params.get("cache_key") or {}, origin_cache_control=occ)
+                  cache_key=params.get("cache_key") or {}, origin_cache_control=occ,
+                  read_timeout=params.get("read_timeout"))
     if method.upper() not in CACHEABLE_METHODS:
         return CacheSettings(False, f"{method} requests are not cached (facts 1.7.2, 6.13)",
                              **common)

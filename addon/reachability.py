@@ -1,0 +1,93 @@
+"""Is the origin there? Checked before a request needs it, so that the edge can answer a
+dead origin with Cloudflare's 521, 522, 523, 525 or 526 (facts 14.4) instead of the 502
+mitmproxy would send before any hook runs again.
+
+An origin that answered within the last RECENT seconds is not checked again, so steady
+traffic pays nothing; the check is one TCP connection (and a TLS handshake for https
+origins), closed at once. An origin can still fail between the check and mitmproxy's own
+connection: the `error` hook then answers (addon/error_response.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from collections import OrderedDict
+
+import certifi
+from mitmproxy import ctx
+from mitmproxy import http
+
+from addon import origin_errors
+
+RECENT = 2.0  # seconds an answer vouches for its origin
+REMEMBERED = 1024  # origins remembered, least recently answered first out
+
+
+def _key(flow: http.HTTPFlow) -> tuple[str, str, int]:
+    return flow.request.scheme, flow.request.host, flow.request.port
+
+
+class Reachability:
+    def __init__(self) -> None:
+        self.answered_at: OrderedDict[tuple[str, str, int], float] = OrderedDict()
+        self.connect_timeout = origin_errors.CONNECT_TIMEOUT
+
+    def answered(self, flow: http.HTTPFlow) -> None:
+        key = _key(flow)
+        self.answered_at[key] = time.monotonic()
+        self.answered_at.move_to_end(key)
+        if len(self.answered_at) > REMEMBERED:
+            self.answered_at.popitem(last=False)
+
+    def failed(self, flow: http.HTTPFlow) -> None:
+        self.answered_at.pop(_key(flow), None)
+
+    async def check(self, flow: http.HTTPFlow) -> tuple[int, str] | None:
+        """(52x, what failed) when the origin cannot be reached; None when it can, or when
+        it is not ours to check (through an upstream proxy)."""
+        if ctx.options.mode and ctx.options.mode[0].startswith("upstream:"):
+            return None
+        key = _key(flow)
+        seen = self.answered_at.get(key)
+        if seen is not None and time.monotonic() - seen < RECENT:
+            return None
+        scheme, host, port = key
+        tls = _tls_context() if scheme == "https" else None
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=tls,
+                                        server_hostname=host if tls else None),
+                self.connect_timeout)
+        except TimeoutError:
+            return 522, f"no connection to {host}:{port} within {self.connect_timeout:g} s"
+        except ssl.SSLCertVerificationError as e:
+            return 526, f"the certificate of {host}:{port} is not valid: {e.verify_message}"
+        except ssl.SSLError as e:
+            return 525, f"the TLS handshake with {host}:{port} failed: {e.reason or e}"
+        except socket.gaierror as e:
+            return 523, f"{host} cannot be resolved: {e.strerror}"
+        except OSError as e:
+            return origin_errors.classify(str(e), connected=False), (
+                f"connecting to {host}:{port} failed: {e.strerror or e}")
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):  # closing is all it was asked for
+            await writer.wait_closed()
+        self.answered(flow)
+        return None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """As mitmproxy verifies the origin: not at all with ssl_insecure (Cloudflare's Full
+    mode), else against its trusted CAs (Full (strict), where a bad certificate is 526)."""
+    if ctx.options.ssl_insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(
+        cafile=ctx.options.ssl_verify_upstream_trusted_ca or certifi.where(),
+        capath=ctx.options.ssl_verify_upstream_trusted_confdir)
