@@ -450,6 +450,8 @@ class CloudflareEdge:
                         strip, rules = pipeline.cache_response_rules(zone, state, facts)
                         served = cache.after_origin(self.store, lk, state.request, facts,
                                                     zone.plan, strip, _now(flow))
+                        served = dataclasses.replace(
+                            served, reason=f"{asked_again[-1]}; then {served.reason}")
             elif served is not None and not flow.live and lk is not None and lk.background:
                 self._background_result(flow, zone, state, lk, facts)
             plan, final = await self._deliver(zone, state, served, facts, rules)

@@ -39,9 +39,10 @@ class DecodeError(ValueError):
 class TooLarge(Exception):
     """The decoded body grew past the limit it was decoded under."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, size: int | None = None) -> None:
         super().__init__(f"decoded body larger than {limit} bytes")
         self.limit = limit
+        self.size = size  # the whole size, when it was known without decoding
 
 
 def iter_decode(body: bytes, coding: str, step: int = STEP) -> Iterator[bytes]:
@@ -119,7 +120,7 @@ def transcode(body: bytes, source: str, target: str, limit: int) -> bytes:
     been decoded; nothing is kept then.
     """
     if source == "identity" and len(body) > limit:
-        raise TooLarge(limit)  # its decoded size is known: nothing to feed first
+        raise TooLarge(limit, len(body))  # its size is known: nothing is fed first
     feed, finish = encoder(target)
     out = io.BytesIO()  # getvalue() hands over its buffer without a copy
     decoded = 0

@@ -407,12 +407,18 @@ def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
         reason = (f"the HTML page could not be rewritten byte-faithfully ({e}); passed "
                   "through untouched rather than corrupt it")
         return _passed_through(plan, reason)
-    except codings.TooLarge:
+    except codings.TooLarge as e:
         if cap < limit:
             return None
-        reason = (f"the {plan.recode.source} body decodes to more than the decode limit "
-                  f"(cf_decode_limit, {human_size(limit)}), so decoding stopped there and the "
-                  "response was passed through untouched: the proxy's memory stays bounded")
+        if e.size is not None:
+            reason = (f"the identity body is {e.size} bytes, more than the decode limit "
+                      f"(cf_decode_limit, {human_size(limit)}), so it was passed through "
+                      "untouched without being read: the proxy's memory stays bounded")
+        else:
+            reason = (f"the {plan.recode.source} body decodes to more than the decode limit "
+                      f"(cf_decode_limit, {human_size(limit)}), so decoding stopped there and "
+                      "the response was passed through untouched: the proxy's memory stays "
+                      "bounded")
         return _passed_through(plan, reason)
     except codings.DecodeError as e:
         reason = (f"the origin's body could not be decoded ({e}); passed through untouched "
@@ -481,10 +487,12 @@ def exchange(zone: Zone, store: cache.Store, request: RequestFacts,
         strip, rules = cache_response_rules(zone, state, answer)
         served = cache.after_origin(store, lk, state.request, answer, zone.plan, strip, now)
         if served.refetch is not None:  # a 304 that cannot update the stored object
+            why = served.reason
             answer = ask(served.refetch)
             strip, rules = cache_response_rules(zone, state, answer)
             served = cache.after_origin(store, lk, state.request, answer, zone.plan, strip,
                                         now)
+            served = replace(served, reason=f"{why}; then {served.reason}")
     plan, final = _deliver_final(zone, state, served, rules, limit)
     if final.need_full and lk.origin is not None:
         # a range of an encoding the visitor cannot read: the full decoded 200 (facts 1.8.1)

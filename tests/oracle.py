@@ -102,10 +102,11 @@ def _decode_one(data: bytes, coding: str, limit: int) -> bytes:
 
 
 def decode(data: bytes, codings: list[str], limit: int = 1 << 30) -> bytes:
-    """The body with every coding undone, last applied first; an empty body is empty."""
-    if not data:
-        return b""
+    """The body with every coding undone, last applied first; an empty body is empty,
+    whatever its label (and so is a layer that decodes to nothing)."""
     for coding in reversed(codings):
+        if not data:
+            return b""
         data = _decode_one(data, coding, limit)
     return data
 
