@@ -34,12 +34,14 @@ from addon import error_response
 from addon import origin_errors
 from addon import pipeline
 from addon.cache.conditional import CONDITIONAL_HEADERS
+from addon.cache.conditional import usable_etag
 from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
 from addon.contentview import EdgeView
 from addon.facts import Headers
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import edit_headers
+from addon.facts import header_values
 from addon.facts import wire_text
 from addon.reachability import Reachability
 from addon.report import Report
@@ -473,6 +475,13 @@ class CloudflareEdge:
             if not answered_in_request:  # the origin was asked: what it did
                 forwarded = not flow.live or lk is None or lk.status == "DYNAMIC"
                 findings = self.diagnosis.check(state.request, facts, forwarded)
+                if lk is not None and lk.key is not None and lk.obj is not None \
+                        and served is not None:
+                    lost = self.diagnosis.revalidation(
+                        lk.key, usable_etag(header_values(lk.obj.headers, b"etag")),
+                        served.status, facts, " ".join(asked_again))
+                    if lost is not None:
+                        findings.append(lost)
                 if findings:
                     entry["diagnoses"] = [f.as_dict for f in findings]
         except Exception as e:
@@ -490,7 +499,7 @@ class CloudflareEdge:
             self.report.add(entry)
         if self.probe and flow.live and not answered_in_request:
             try:
-                self._probe(flow, facts)
+                self._probe(flow, facts, final.etag)
             except Exception:  # a diagnosis aid: never at the expense of the response
                 logger.warning("cf_edge: origin probe of %s not started",
                                wire_text(flow.request.pretty_url), exc_info=True)
@@ -539,11 +548,12 @@ class CloudflareEdge:
             return None
         return again.response
 
-    def _probe(self, flow: http.HTTPFlow, facts: ResponseFacts) -> None:
+    def _probe(self, flow: http.HTTPFlow, facts: ResponseFacts,
+               visitor_etag: bytes | None) -> None:
         """cf_diagnose_probe: once per URL, ask the origin again with the weakened tag a
         browser behind Cloudflare would send; a 200 means its 304s are lost."""
         url = flow.request.pretty_url
-        tag = diagnosis.probe_needed(request_facts(flow), facts)
+        tag = diagnosis.probe_needed(request_facts(flow), facts, visitor_etag)
         if tag is None or url in self.probed:
             return
         self.probed[url] = None

@@ -7,6 +7,7 @@ strong ETag on different encodings) keeps a bounded map per URL.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -41,6 +42,40 @@ class Finding:
         return {"code": self.code, "message": self.message, "fix": self.fix}
 
 
+# Apache's mod_deflate and mod_brotli append -gzip / -br to the ETag of what they compress
+# (DeflateAlterETag / BrotliAlterETag AddSuffix, the default)
+_APACHE_SUFFIX = re.compile(rb'^(?:W/)?"[^"]*-(gzip|br)"$')
+
+
+def apache_etag_suffix(response: Index) -> Finding | None:
+    """An ETag with Apache's -gzip or -br suffix on a compressed response: Apache then
+    answers neither that tag nor its weakened form with 304 (its Bugzilla 45023, 39727)."""
+    values = response.get(b"etag")
+    codings = response.get(b"content-encoding")
+    if not values or not codings or len(values) != 1:
+        return None
+    return _apache_etag_suffix(values[0])
+
+
+@lru_cache(maxsize=1024)
+def _apache_etag_suffix(value: bytes) -> Finding | None:
+    m = _APACHE_SUFFIX.match(value.strip())
+    if m is None:
+        return None
+    module, directive = ((b"mod_deflate", "DeflateAlterETag") if m.group(1) == b"gzip"
+                         else (b"mod_brotli", "BrotliAlterETag"))
+    return Finding(
+        "apache-etag-suffix",
+        f"the ETag {wire_text(value)} carries Apache's -{m.group(1).decode()} suffix "
+        f"({module.decode()}'s {directive} AddSuffix, the default): Apache compares a "
+        "browser's If-None-Match with the ETag before the suffix, so it answers neither "
+        f"{wire_text(value)} nor the W/ form a browser behind Cloudflare sends with 304, and "
+        "every revalidation costs a full body",
+        f"set `{directive} NoChange` (Apache 2.4.58 and later; in the server or virtual host "
+        f"configuration, not .htaccess), or `{directive} Remove`; comparing weakly in the "
+        "application does not help, because Apache's own check refuses the tag")
+
+
 def weak_if_none_match_ignored(request: Index, response: Index, status: int
                                ) -> Finding | None:
     """The origin answered a weak If-None-Match that matches its current ETag with 200."""
@@ -50,6 +85,9 @@ def weak_if_none_match_ignored(request: Index, response: Index, status: int
     etag = parse_etag(response[b"etag"])
     if etag is None or etag.kind == "malformed" or not if_none_match(inm, etag.raw):
         return None
+    suffix = apache_etag_suffix(response)
+    if suffix is not None:  # the real cause, and a fix that works
+        return suffix
     return Finding(
         "weak-if-none-match-ignored",
         f"the origin answered If-None-Match {wire_text(inm)} with 200, although its ETag is "
@@ -123,17 +161,56 @@ class OriginDiagnosis:
     def __init__(self, remembered: int = REMEMBERED_URLS) -> None:
         self.remembered = remembered
         self.seen: OrderedDict[str, dict[bytes, str]] = OrderedDict()  # url -> etag -> coding
+        # cache key -> revalidations in a row that brought the same ETag back in full
+        self.lost: OrderedDict[str, int] = OrderedDict()
 
     def check(self, request: RequestFacts, response: ResponseFacts,
               validators_forwarded: bool = True) -> list[Finding]:
         """`request` as the visitor sent it; `validators_forwarded`: whether its
         conditionals reached the origin (not on a cacheable miss, facts 2.4.1)."""
         req, resp = header_index(request.headers), header_index(response.headers)
-        checks = (weak_if_none_match_ignored(req, resp, response.status)
-                  if validators_forwarded else None, weak_if_match(req),
-                  invalid_last_modified(resp), missing_vary(resp),
-                  self._same_etag(request.url, resp, response.status))
+        ignored = (weak_if_none_match_ignored(req, resp, response.status)
+                   if validators_forwarded else None)
+        checks = (ignored, weak_if_match(req), invalid_last_modified(resp), missing_vary(resp),
+                  self._same_etag(request.url, resp, response.status),
+                  apache_etag_suffix(resp) if ignored is None else None)
         return [f for f in checks if f is not None]
+
+    def revalidation(self, key: str, stored_etag: bytes | None, cache_status: str,
+                     response: ResponseFacts, why: str = "") -> Finding | None:
+        """The edge revalidated a stored object and got the full body back although its
+        ETag did not change; said from the second time in a row for the same object."""
+        if cache_status != "EXPIRED" or stored_etag is None or response.status != 200:
+            self.lost.pop(key, None)
+            return None
+        etag = parse_etag(header_values(response.headers, b"etag"))
+        if etag is None or etag.kind == "malformed" or not if_none_match(stored_etag, etag.raw):
+            self.lost.pop(key, None)
+            return None
+        times = self.lost.pop(key, 0) + 1
+        self.lost[key] = times
+        if len(self.lost) > self.remembered:
+            self.lost.popitem(last=False)
+        if times < 2:
+            return None
+        index = header_index(response.headers)
+        cause = apache_etag_suffix(index)
+        if cause is not None:
+            fix = cause.fix
+        elif "4.3.4" in why:
+            fix = ("send the same ETag on a 304 as on the 200 it confirms (nginx, for one, "
+                   "answers with its strong tag while its gzip 200 carries the weak one): "
+                   "Respect Strong ETags keeps the strong tag through Cloudflare, or a weak "
+                   "ETag everywhere lets the 304 match")
+        else:
+            fix = ("compare If-None-Match with the weak comparison (RFC 9110 13.1.2), so "
+                   "the edge's revalidation with the stored tag gets a 304")
+        return Finding(
+            "revalidation-full-body",
+            f"the edge revalidated this object with its stored ETag {wire_text(stored_etag)} "
+            f"and got the full body back with the same ETag {times} times in a row "
+            f"(cf-cache-status EXPIRED, never REVALIDATED){': ' + why if why else ''}",
+            fix)
 
     def _same_etag(self, url: str, response: Index, status: int) -> Finding | None:
         if status != 200 or b"etag" not in response:
@@ -169,10 +246,12 @@ def probe_finding(request: RequestFacts, response: ResponseFacts) -> Finding | N
                                       header_index(response.headers), response.status)
 
 
-def probe_needed(request: RequestFacts, response: ResponseFacts) -> bytes | None:
+def probe_needed(request: RequestFacts, response: ResponseFacts,
+                 visitor_etag: bytes | None = b"") -> bytes | None:
     """The weakened tag to probe the origin with (cf_diagnose_probe): a 200 with a strong
-    ETag to a request that did not already ask with a weak one."""
-    if response.status != 200 or request.method.upper() != "GET":
+    ETag to a request that did not already ask with a weak one, whose visitors get an ETag
+    at all (`visitor_etag` None: the edge removed it, so no browser revalidates with it)."""
+    if response.status != 200 or request.method.upper() != "GET" or visitor_etag is None:
         return None
     etag = parse_etag(header_values(response.headers, b"etag"))
     if etag is None or etag.kind != "strong":

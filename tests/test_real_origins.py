@@ -210,3 +210,23 @@ def test_nginx_strong_304_on_revalidation_does_not_update_the_stored_gzip(tmp_pa
         assert again.header(b"cf-cache-status") == b"EXPIRED"
         record = m.wait_records(lambda r: r["cache_status"] == "EXPIRED")
         assert "RFC 9111 4.3.4" in record["cache_reason"]
+        third = fetch("/static/site.css?expire", [(b"Accept-Encoding", b"gzip")], "GET")
+        assert third.header(b"cf-cache-status") == b"EXPIRED"
+        found = m.wait_records(lambda r: any(d["code"] == "revalidation-full-body"
+                                             for d in r.get("diagnoses") or ()))
+        assert "same ETag on a 304" in found["diagnoses"][-1]["fix"]
+
+
+def test_apache_suffix_is_diagnosed_with_the_directive_that_fixes_it(tmp_path):
+    with Apache(tmp_path / "origin") as origin, \
+            Mitmdump(tmp_path / "m", RULES, reverse_to=origin.port) as m:
+        fetch = _http11(m.port)
+        first = fetch("/data.json", [(b"Accept-Encoding", b"gzip")], "GET")
+        assert first.header(b"etag").endswith(b'-gzip"')
+        again = fetch("/data.json", [(b"Accept-Encoding", b"gzip"),
+                                     (b"If-None-Match", first.header(b"etag"))], "GET")
+        assert again.status == 200  # Apache answers its own tag with the full body
+        record = m.wait_records(lambda r: r.get("diagnoses"))
+        codes = {d["code"] for d in record["diagnoses"]}
+        assert "apache-etag-suffix" in codes and "weak-if-none-match-ignored" not in codes
+

@@ -77,6 +77,37 @@ def test_probe_needed_only_for_a_200_with_a_strong_etag():
     assert probe_needed(_req(), _resp((b"ETag", b'"v1"'))) == b'W/"v1"'
     assert probe_needed(_req(), _resp((b"ETag", b'W/"v1"'))) is None
     assert probe_needed(_req(), _resp((b"ETag", b'"v1"'), status=404)) is None
+    # the edge removed the ETag (an HTML feature): no browser revalidates with it
+    assert probe_needed(_req(), _resp((b"ETag", b'"v1"')), visitor_etag=None) is None
+
+
+def test_apache_suffix_gets_its_own_finding_and_fix_not_compare_weakly():
+    d = OriginDiagnosis()
+    apache = (b"ETag", b'"1d10-60a24181e4000-gzip"')
+    gz = (b"Content-Encoding", b"gzip")
+    vary = (b"Vary", b"Accept-Encoding")
+    found = d.check(_req((b"If-None-Match", b'W/"1d10-60a24181e4000-gzip"')),
+                    _resp(apache, gz, vary))
+    assert [f.code for f in found] == ["apache-etag-suffix"]
+    assert "DeflateAlterETag NoChange" in found[0].fix and "weak comparison" not in found[0].fix
+    found = d.check(_req(), _resp((b"ETag", b'"x-br"'), (b"Content-Encoding", b"br"),
+                                  (b"Vary", b"Accept-Encoding")))
+    assert [f.code for f in found] == ["apache-etag-suffix"]
+    assert "BrotliAlterETag" in found[0].fix
+    # an identity response with such a tag is not Apache's doing
+    assert d.check(_req(), _resp((b"ETag", b'"x-gzip"'))) == []
+
+
+def test_revalidation_that_keeps_bringing_the_same_etag_back_in_full():
+    d = OriginDiagnosis()
+    full = _resp((b"ETag", b'W/"x"'))
+    assert d.revalidation("k", b'W/"x"', "EXPIRED", full) is None  # once may be a change
+    found = d.revalidation("k", b'W/"x"', "EXPIRED", full, "RFC 9111 4.3.4 says so")
+    assert found.code == "revalidation-full-body" and "2 times in a row" in found.message
+    assert "same ETag on a 304" in found.fix
+    assert d.revalidation("k", b'W/"x"', "REVALIDATED", full) is None  # a 304 resets it
+    assert d.revalidation("k", b'W/"x"', "EXPIRED", full) is None
+    assert d.revalidation("k", b'W/"x"', "EXPIRED", _resp((b"ETag", b'W/"y"'))) is None
 
 
 # ---- the report ----------------------------------------------------------------------------

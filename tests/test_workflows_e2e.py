@@ -101,6 +101,25 @@ def test_probe_finds_an_origin_that_loses_its_304s(tmp_path, origin):
     assert len(probes) == 1
 
 
+def test_no_probe_for_a_page_whose_visitors_never_get_an_etag(tmp_path):
+    """Email Obfuscation removes the page's ETag: no browser revalidates with it, so
+    probing the origin with its weakened form would find nothing a visitor meets."""
+    page = Route(response(200, [(b"Content-Type", b"text/html"), (b"ETag", b'"p1"')],
+                          b"<html><body><p>mail a@example.com</p></body></html>" * 5))
+    origin = Origin({b"/page": page, b"/s.css": strict_origin})
+    rules = "plan: pro\nsettings: {email_obfuscation: on, automatic_https_rewrites: off}\n"
+    try:
+        with Mitmdump(tmp_path, rules, "--set", "cf_diagnose_probe=true",
+                      reverse_to=origin.port) as m:
+            assert get(m.port, b"/page", GZ).header(b"etag") is None
+            get(m.port, b"/s.css", GZ)
+            m.wait_records(lambda r: r.get("probe"))  # the stylesheet's probe is done
+        probes = [t for t, h in origin.seen if b"if-none-match" in h.lower()]
+        assert probes == [b"/s.css"]
+    finally:
+        origin.stop()
+
+
 async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULES)
     edge = CloudflareEdge()
