@@ -324,7 +324,8 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
     job = None
     if decision.action == "rewrite":
         job = html.HtmlJob(rewriters, html.charset.from_content_type(content_type),
-                           zone.https_hosts or (_hostname(state.request.host),))
+                           zone.https_hosts or (_hostname(state.request.host),),
+                           _hostname(state.request.host))
     recode = Recode(src or IDENTITY, out, job)
     return ResponsePlan(decision, inputs, etag, recode, new_headers, True, rules, tuple(notes))
 
@@ -557,6 +558,12 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
             edits += described
             notes += (note,)
     head = state.request.method.upper() == "HEAD"
+    upgraded = plan.features.get("automatic_https_rewrites", {}).get("own_host", 0)
+    if upgraded and state.request.scheme == "http":
+        notes += (f"Automatic HTTPS Rewrites turned {upgraded} link(s) to this very host into "
+                  "https:// while this page came over plain HTTP: the browser then asks the "
+                  "proxy over HTTPS, which works once it trusts mitmproxy's CA (README, "
+                  "\"HTTPS in the browser\"), or browse the site over HTTPS",)
     return _evolve(plan, edge_headers=tuple(edits), not_modified=by, head=head,
                    range_status=range_status, range_body=range_body, notes=notes)
 

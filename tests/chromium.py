@@ -38,14 +38,20 @@ class Exchange:
 
 class Chromium:
     def __init__(self, *extra: str) -> None:
-        assert CHROMIUM, "headless Chromium is needed: `apt-get install chromium` (.ci/run does)"
+        assert CHROMIUM, "headless Chromium is needed: `make test` installs it (apt-get)"
         self.profile = tempfile.mkdtemp(prefix="cf-edge-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
         def fds() -> None:  # in the child: the protocol's fds 3 and 4
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
+            # The pipes may themselves be fds 3 and 4 (outside pytest nothing else holds
+            # them), where dup2 onto the same number keeps close-on-exec: copy them above
+            # first, then dup2 makes inheritable 3 and 4.
+            r, w = os.dup(to_browser_r), os.dup(from_browser_w)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+            os.close(r)
+            os.close(w)
 
         self.proc = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", *extra, "about:blank"],
@@ -119,9 +125,31 @@ class Chromium:
         else:
             self.call("Page.navigate", session=True, url=url)
         self.wait_for("Page.loadEventFired", since)
-        time.sleep(0.5)  # scripts that run after load
-        self.call("Runtime.evaluate", session=True, expression="1")  # collects late events
+        self._settle(since)
         return since
+
+    def _settle(self, since: int, timeout: float = 30) -> None:
+        """Until every request started since `since` has finished or failed, including
+        those that scripts start after the load event."""
+        deadline = time.monotonic() + timeout
+        while True:
+            started, done = set(), set()
+            for event in self.events[since:]:
+                method, rid = event.get("method"), event.get("params", {}).get("requestId")
+                if method == "Network.requestWillBeSent":
+                    started.add(rid)
+                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+                    done.add(rid)
+            if started <= done:
+                # one round trip more: a script may start a request right after load
+                self.call("Runtime.evaluate", session=True, expression="1")
+                if len([e for e in self.events[since:]
+                        if e.get("method") == "Network.requestWillBeSent"]) == len(started):
+                    return
+                continue
+            reply = self._read(deadline)
+            if "method" in reply:
+                self.events.append(reply)
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", session=True, expression=expression,

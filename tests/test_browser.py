@@ -94,3 +94,18 @@ def test_browser_sees_weak_etag_revalidates_and_gets_the_edge_304(tmp_path, orig
         assert record["not_modified"] == "edge"
     origin_css = [h for t, h in origin.seen if t == b"/style.css"]
     assert len(origin_css) == 1  # the edge kept it: one origin request in all
+
+
+def test_the_browser_driver_works_outside_pytest_too():
+    """Outside pytest nothing holds fds 3 and 4, so the protocol pipes themselves land
+    there: the driver must still hand them to Chromium (it did not: close-on-exec)."""
+    import subprocess
+    import sys
+
+    script = ("from tests.chromium import Chromium\n"
+              "c = Chromium()\n"
+              "print(c.evaluate('6 * 7'))\n"
+              "c.close()\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "42", out.stderr

@@ -330,7 +330,7 @@ configuration_rules:
     state, _, plan = exchange(z, "gzip", path="/app/x")
     assert state.features["email_obfuscation"] is False and state.features["rocket_loader"]
     assert plan.decision.action == "rewrite" and "Rocket Loader" in plan.decision.reason
-    assert plan.features == {"automatic_https_rewrites": {"urls": 0},
+    assert plan.features == {"automatic_https_rewrites": {"urls": 0, "own_host": 0},
                              "rocket_loader": {"scripts_deferred": 0, "scripts_opted_out": 0}}
     state, _, plan = exchange(zone(RSE_ON, html_features=True), "gzip")
     assert not any(state.features[k] for k in ("email_obfuscation", "automatic_https_rewrites",

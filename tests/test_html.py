@@ -250,13 +250,14 @@ def test_https_rewrites_follow_the_documented_model():
                  'href="http://other.net/page"', "Text http://example.com/ stays text",
                  'href="https://example.com/already"', 'href="/relative"'):
         assert kept in out, kept
-    assert result.counts == {"automatic_https_rewrites": {"urls": 10}}
+    assert result.counts == {"automatic_https_rewrites": {"urls": 10, "own_host": 0}}
 
 
 def test_https_hosts_default_to_the_request_host_and_validate_in_the_rules_file():
     _, _, plan = exchange(zone(html_features=True), "gzip", body=AHR_PAGE.encode())
     # the request's Host is example.com: its subdomains are not known to serve HTTPS
-    assert plan.recode is None and plan.features["automatic_https_rewrites"] == {"urls": 9}
+    assert plan.recode is None
+    assert plan.features["automatic_https_rewrites"] == {"urls": 9, "own_host": 7}
     from addon import codings
     out = codings.decode(plan.body, "gzip")
     assert b'href="http://static.example.com/t.css"' in out
@@ -267,6 +268,24 @@ def test_https_hosts_default_to_the_request_host_and_validate_in_the_rules_file(
         parse_rules("plan: pro\nhttps_hosts: [a.com:8080]\n")
     with pytest.raises(RulesFileError, match=r"rules.yaml:2:14: https_hosts: must be a list"):
         parse_rules("plan: pro\nhttps_hosts: a.com\n")
+
+
+def test_a_page_over_plain_http_whose_own_links_are_upgraded_says_what_follows():
+    """The browser then comes back over HTTPS, through mitmproxy's certificate."""
+    from addon import cache
+    from addon import pipeline
+    from addon.facts import RequestFacts
+    from addon.facts import ResponseFacts
+
+    page = ResponseFacts(200, ((b"Content-Type", b"text/html"),), AHR_PAGE.encode())
+    for scheme, noted in (("http", True), ("https", False)):
+        request = RequestFacts(scheme=scheme, host="example.com", target="/p",
+                               headers=((b"Accept-Encoding", b"gzip"),))
+        out = pipeline.exchange(zone(html_features=True), cache.Store(1 << 20), request,
+                                lambda sent: page, 0.0)
+        notes = " ".join(out.plan.notes)
+        assert ("turned 7 link(s) to this very host into https://" in notes) is noted
+        assert ("trusts mitmproxy's CA" in notes) is noted
 
 
 # ---- Rocket Loader ----
@@ -481,7 +500,7 @@ def test_the_log_record_lists_what_each_feature_changed():
     assert entry["action"] == "rewrite" and entry["etag_out"] is None
     assert entry["features"] == {
         "email_obfuscation": {"addresses": 4, "mailto_links": 2},
-        "automatic_https_rewrites": {"urls": 0},
+        "automatic_https_rewrites": {"urls": 0, "own_host": 0},
         "rocket_loader": {"scripts_deferred": 2, "scripts_opted_out": 0},
     }
 

@@ -205,6 +205,18 @@ def test_explain_reads_a_dump_from_stdin_and_html_loses_its_etag():
     assert "cannot revalidate with If-None-Match" in out
 
 
+def test_explain_does_not_take_a_compressed_length_for_the_decoded_size():
+    """A 40-byte gzip body is not a 40-byte page: below the minimums it would not be
+    re-encoded, while a typical page is."""
+    dump = ("HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Encoding: gzip\r\n"
+            'ETag: "g1"\r\nContent-Length: 40\r\n')
+    out = explain(["--accept-encoding", "br", "-"], stdin_text=dump)
+    assert "10240 bytes decoded (assumed: Content-Length counts the gzip bytes" in out
+    assert "Decision:  transcode, gzip -> br" in out
+    out = explain(["--accept-encoding", "br", "--size", "40", "-"], stdin_text=dump)
+    assert "40 bytes decoded, " in out and "Decision:  decompress, gzip -> identity" in out
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--url", "example.com/x"], "give an absolute http:// or https:// URL"),
     (["--header", "no colon"], "--header 'no colon': write it as 'Name: value'"),

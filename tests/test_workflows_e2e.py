@@ -159,6 +159,27 @@ def test_demo_prints_the_matrix(tmp_path):
     assert reval[4:] == ["304", "HIT", "304 from the edge"]
 
 
+def test_demo_stopped_by_sigterm_removes_its_directory_and_ca_key():
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "addon", "demo", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT)
+    try:
+        workdir = None
+        for line in proc.stdout:
+            if m := re.search(r"The log of each decision: (\S+)/edge\.jsonl", line):
+                workdir = Path(m.group(1))
+            if "Ctrl-C stops the demo" in line:
+                break
+        assert workdir is not None and (workdir / "mitmproxy-ca.pem").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not workdir.exists()
+    finally:
+        stop_process(proc)
+
+
 def test_explain_as_a_command(tmp_path):
     dump = tmp_path / "h.txt"
     dump.write_text('HTTP/2 200\r\ncontent-type: text/css\r\ncontent-encoding: gzip\r\n'

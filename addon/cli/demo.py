@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,10 @@ def _drain(proc: subprocess.Popen) -> None:
         pass
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m addon demo", description=__doc__)
     p.add_argument("--port", type=int, default=8080, help="the proxy's port (0: any free one)")
@@ -243,6 +248,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--no-wait", action="store_true",
                    help="print the table and stop, instead of leaving the proxy running")
     args = p.parse_args(argv)
+    # SIGTERM (and SIGHUP) end the demo the way Ctrl-C does, so that its temporary
+    # directory, which holds a CA private key, is removed
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     origin = DemoOrigin()
     with tempfile.TemporaryDirectory(prefix="cf-edge-demo-") as d:
         workdir = Path(d)

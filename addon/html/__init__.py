@@ -56,6 +56,7 @@ class HtmlJob:
     features: tuple[str, ...]  # zone setting ids, in FEATURES order
     charset: str | None = None  # from Content-Type
     https_hosts: tuple[str, ...] = ()
+    page_host: str = ""  # the host the page was asked from
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _build(name: str, job: HtmlJob, rng: random.Random) -> Feature:
     if name == "email_obfuscation":
         return EmailObfuscation(rng)
     if name == "automatic_https_rewrites":
-        return HttpsRewrites(job.https_hosts)
+        return HttpsRewrites(job.https_hosts, job.page_host)
     if name == "rocket_loader":
         return RocketLoader(rng)
     if name == "mirage":

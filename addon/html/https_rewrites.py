@@ -42,9 +42,11 @@ def is_localhost(host: str) -> bool:
 class HttpsRewrites:
     name, label = NAME, LABEL
 
-    def __init__(self, https_hosts: tuple[str, ...]) -> None:
+    def __init__(self, https_hosts: tuple[str, ...], page_host: str = "") -> None:
         self.https_hosts = tuple(h.lower() for h in https_hosts)
+        self.page_host = page_host.lower()
         self.urls = 0
+        self.own_host = 0  # of those, links to the page's own host
 
     def install(self, rw: Rewriter, page: bytes) -> None:
         # Attribute selectors are case-sensitive in lol-html: these three spellings cover
@@ -58,7 +60,7 @@ class HttpsRewrites:
                         rw.on_element(f'{tag}[{attribute}{op}"{scheme}"]', handler)
 
     def counts(self) -> dict[str, int]:
-        return {"urls": self.urls}
+        return {"urls": self.urls, "own_host": self.own_host}
 
     def end_of_body(self) -> str:
         return ""  # it only changes attributes
@@ -87,6 +89,7 @@ class HttpsRewrites:
         if not (known or (kind == "active" and is_localhost(host))):
             return value
         self.urls += 1
+        self.own_host += host == self.page_host
         start = value.index(stripped[:7])
         return value[:start] + "https://" + value[start + 7:]
 
