@@ -1,5 +1,5 @@
 # make run   - start the edge proxy on 127.0.0.1:8080 with rules.yaml
-# make test  - lint and run every test
+# make test  - lint and run every test (installs Chromium, nginx and Apache for them first)
 # make bench - what the edge costs against bare mitmdump (throughput, latency, memory, replay)
 # make demo  - a bundled demo origin with the edge in front of it (ARGS="--port 0" for any port)
 # Both create .venv themselves with a Python >= 3.12 they find on this machine.
@@ -8,7 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench demo clean
+# What the browser and real-origin tests run, and the Debian packages that bring it.
+TEST_COMMANDS := chromium nginx apache2
+TEST_PACKAGES := chromium nginx-light apache2
+
+.PHONY: run test lint bench demo clean test-deps
 
 $(STAMP): pyproject.toml
 	@set -e; \
@@ -36,7 +40,23 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check addon tests
 
-test: lint
+# Installs the test commands when this machine can (root, or sudo without a password);
+# otherwise stops with the one command that does it.
+test-deps:
+	@set -e; missing=""; \
+	for c in $(TEST_COMMANDS); do \
+	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
+	else echo "error: the tests need$$missing; install them with: sudo apt-get install -y $(TEST_PACKAGES)" >&2; exit 1; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "error: the tests need$$missing (Debian packages: $(TEST_PACKAGES)); install them with your package manager" >&2; exit 1; fi; \
+	echo "installing$$missing for the tests (apt-get install $(TEST_PACKAGES))"; \
+	$$sudo apt-get update -q >/dev/null; \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $(TEST_PACKAGES) >/dev/null
+
+test: lint test-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -3,8 +3,11 @@ the content view, `make demo` and `python -m addon explain` as processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -160,11 +163,9 @@ def test_demo_prints_the_matrix(tmp_path):
 
 
 def test_demo_stopped_by_sigterm_removes_its_directory_and_ca_key():
-    import signal
-
     proc = subprocess.Popen([sys.executable, "-u", "-m", "addon", "demo", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, start_new_session=True)
     try:
         workdir = None
         for line in proc.stdout:
@@ -176,8 +177,10 @@ def test_demo_stopped_by_sigterm_removes_its_directory_and_ca_key():
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
         assert not workdir.exists()
-    finally:
-        stop_process(proc)
+    finally:  # whatever happened, nothing of the demo (its mitmdump) is left running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_explain_as_a_command(tmp_path):
