@@ -112,6 +112,17 @@ def test_skipped_exactly_where_cloudflare_skips(address):
     assert address in rewrite(PAGE).body.decode()
 
 
+def test_a_page_whose_only_addresses_are_mailto_links_gets_the_decoder_too():
+    """The protected link is decoded by the script; without it the link is dead."""
+    page = b'<html><body><p><a href="mailto:y@example.com">contact us</a></p></body></html>'
+    result = rewrite(page.decode())
+    out = result.body.decode()
+    assert result.counts == {"email_obfuscation": {"addresses": 0, "mailto_links": 1}}
+    assert protected_links(out) == ["y@example.com"]
+    assert out.count("/cloudflare-static/email-decode.min.js") == 1
+    assert out.index("email-decode.min.js") < out.index("</body>")
+
+
 def test_counts_and_decoder_injected_once_before_the_first_later_script():
     result = rewrite(PAGE)
     out = result.body.decode()

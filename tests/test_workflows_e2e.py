@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -99,9 +99,11 @@ def test_probe_finds_an_origin_that_loses_its_304s(tmp_path, origin):
                    'If-None-Match W/"v1" with 200')
         rec = m.wait_records(lambda r: r.get("probe"))
         assert rec["diagnoses"][0]["code"] == "weak-if-none-match-ignored"
-        time.sleep(0.3)
-    probes = [h for t, h in origin.seen if b'if-none-match: w/"v1"' in h.lower()]
-    assert len(probes) == 1
+        # probes go out in order: once this one is back, any the HIT made would be too
+        get(m.port, b"/page", GZ)
+        m.wait_records(lambda r: r.get("probe") and r["url"].endswith("/page"))
+    probes = [t for t, h in origin.seen if b'if-none-match: w/"v1"' in h.lower()]
+    assert probes == [b"/s.css", b"/page"]
 
 
 def test_no_probe_for_a_page_whose_visitors_never_get_an_etag(tmp_path):
@@ -211,28 +213,8 @@ def test_bad_report_path_is_refused(tmp_path):
 def test_content_view_in_a_running_mitmweb(tmp_path, origin):
     """The view as mitmweb serves it to its UI, for a flow that went through the edge."""
     (tmp_path / "rules.yaml").write_text(RULES)
-    mitmweb = str(Path(MITMDUMP).with_name("mitmweb"))
-    with socket.socket() as s:  # mitmweb prints port 0 as 0: choose a free one
-        s.bind(("127.0.0.1", 0))
-        web_port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [mitmweb, "--no-web-open-browser", "--web-host", "127.0.0.1", "--web-port",
-         str(web_port),
-         "--listen-host", "127.0.0.1", "-p", "0", "--set", f"confdir={tmp_path}",
-         "--mode", f"reverse:http://127.0.0.1:{origin.port}", "--set", "keep_host_header=true",
-         "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    proc, web, proxy_port = _start_mitmweb(tmp_path, origin.port)
     try:
-        web = proxy_port = None
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if m := re.search(r"Web server listening at (http://[^/]+/)\?token=(\w+)", line):
-                web = (m.group(1), m.group(2))
-            if m := re.search(r"listening at 127\.0\.0\.1:(\d+)", line):
-                proxy_port = int(m.group(1))
-            if web and proxy_port:
-                break
-        assert web and proxy_port, "mitmweb did not start"
         threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe open
         get(proxy_port, b"/s.css", GZ)
         base, token = web
@@ -250,6 +232,32 @@ def test_content_view_in_a_running_mitmweb(tmp_path, origin):
         assert "cf-cache-status" in flows[0]["comment"] or "Cloudflare edge" in flows[0]["comment"]
     finally:
         stop_process(proc)
+
+
+def _start_mitmweb(tmp_path: Path, origin_port: int):
+    """mitmweb prints a web port of 0 as 0, so a port is chosen; if another process takes
+    it first, mitmweb fails to bind and another one is tried (nothing is held meanwhile)."""
+    mitmweb = str(Path(MITMDUMP).with_name("mitmweb"))
+    for _ in range(10):
+        web_port = random.randint(20_000, 60_000)
+        proc = subprocess.Popen(
+            [mitmweb, "--no-web-open-browser", "--web-host", "127.0.0.1", "--web-port",
+             str(web_port), "--listen-host", "127.0.0.1", "-p", "0", "--set",
+             f"confdir={tmp_path}", "--mode", f"reverse:http://127.0.0.1:{origin_port}",
+             "--set", "keep_host_header=true", "-s", EDGE,
+             "--set", f"cf_rules={tmp_path / 'rules.yaml'}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        web = proxy_port = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if m := re.search(r"Web server listening at (http://[^/]+/)\?token=(\w+)", line):
+                web = (m.group(1), m.group(2))
+            if m := re.search(r"listening at 127\.0\.0\.1:(\d+)", line):
+                proxy_port = int(m.group(1))
+            if web and proxy_port:
+                return proc, web, proxy_port
+        stop_process(proc)  # the output ended: it could not bind; another port
+    raise AssertionError("mitmweb did not start")
 
 
 def _json(url: str):
