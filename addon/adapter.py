@@ -520,6 +520,9 @@ class CloudflareEdge:
         if self.trace:
             plan = pipeline.with_trace(plan, state)
         source = served.response if served else facts
+        if source.streamed:  # its headers and body already left: only say what they were
+            return plan, egress.observe(pipeline.visitor_of(state), source.status,
+                                        source.headers)
         final = pipeline.visitor_response(plan, source.status, source.headers, source.body,
                                           pipeline.visitor_of(state), self.decode_limit)
         return plan, final
@@ -900,6 +903,8 @@ def apply_final(flow: http.HTTPFlow, final: egress.Final) -> None:
     only where they changed."""
     resp = flow.response
     assert resp is not None
+    if resp.stream:
+        return  # already sent as it was
     fields = final.headers
     if fields is not resp.headers.fields:
         if resp.is_http2 or resp.is_http3:  # h2/h3 require lower-case names

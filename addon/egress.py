@@ -140,6 +140,15 @@ def enforce(visitor: Visitor, status: int, headers: Headers, body: bytes | None,
     return Final(status, headers, body, tuple(repairs), unresolved, need_full)
 
 
+def observe(visitor: Visitor, status: int, headers: Headers) -> Final:
+    """A response whose headers already left (mitmproxy streamed it): nothing can change;
+    the result only says whether the invariant held."""
+    refused = unaccepted(headers, visitor.accept_encoding)
+    why = (f"the visitor does not accept {', '.join(refused)}, and the response was streamed "
+           "before the edge could act" if refused else "")
+    return Final(status, headers, None, (), why)
+
+
 def _decode(body: bytes, layers: list[str], limit: int) -> bytes:
     for coding in reversed(layers):  # the last coding applied is undone first
         if coding not in DECODABLE:
