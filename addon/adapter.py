@@ -41,6 +41,7 @@ from addon.facts import Headers
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.facts import edit_headers
+from addon.facts import header
 from addon.facts import header_values
 from addon.facts import wire_text
 from addon.reachability import Reachability
@@ -282,7 +283,7 @@ class CloudflareEdge:
             return
         self.lookups[flow.id] = lk
         failure = None
-        if lk.origin is not None and flow.live:
+        if lk.origin is not None and flow.live and not self.origins.recent(flow):
             failure = await self.origins.check(flow)
         if failure is not None:
             code, detail = failure
@@ -328,8 +329,8 @@ class CloudflareEdge:
             if isinstance(flow.client_conn.proxy_mode, FORWARD_MODES) and req.host:
                 # a proxy replaces a Host that differs from the target's (RFC 9112 3.2.2)
                 authority = state.request.host.encode("utf-8", "surrogateescape")
-                current = req.headers.get("host")
-                if current is not None and current.encode("utf-8", "surrogateescape") != authority:
+                current = header(state.request.headers, b"host")
+                if current is not None and current != authority:
                     edits.append((b"host", authority))
             req.headers.fields = edit_headers(req.headers.fields, edits)
             if req.method != lk.origin.method:
@@ -465,8 +466,9 @@ class CloudflareEdge:
                                        "(facts 1.8.1)")
                     origin, facts = again, response_facts(again)
                     if lk is not None:
+                        strip, rules = pipeline.cache_response_rules(zone, state, facts)
                         served = cache.after_origin(self.store, lk, state.request, facts,
-                                                    zone.plan, (), _now(flow))
+                                                    zone.plan, strip, _now(flow))
                     plan, final = await self._deliver(zone, state, served, facts, rules)
             source = served.response if served else facts  # what the visitor's copy is of
             entry = pipeline.record(state, source, plan, final)

@@ -19,6 +19,7 @@ whole representation (facts 1.8.1: the full decoded 200), `unresolved` is logged
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from addon import codings
 from addon.accept_encoding import DECODABLE
@@ -45,7 +46,7 @@ class Visitor:
     accept_encoding: str | None
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: made for every response, and frozen init is 3x slower
 class Final:
     """The response as it leaves for the visitor."""
 
@@ -72,19 +73,18 @@ def coding_of(headers: Headers) -> str:
 
 
 def _codings(headers: Headers) -> list[str]:
-    out = []
-    for value in header_values(headers, b"content-encoding"):
-        for token in value.decode("latin-1").split(","):
-            token = token.strip().lower()
-            if token and token != IDENTITY:
-                out.append(token)
-    return out
+    return list(_tokens(header_values(headers, b"content-encoding")))
 
 
-def unaccepted(headers: Headers, accept_encoding: str | None) -> list[str]:
+def unaccepted(headers: Headers, accept_encoding: str | None) -> tuple[str, ...]:
     """The codings of the response the visitor did not accept."""
+    return _refused(tuple(_codings(headers)), accept_encoding)
+
+
+@lru_cache(maxsize=1024)  # few distinct (codings, Accept-Encoding) pairs in any run
+def _refused(codings_: tuple[str, ...], accept_encoding: str | None) -> tuple[str, ...]:
     visitor = parse_accept_encoding(accept_encoding)
-    return [c for c in _codings(headers) if not visitor.accepts(c)]
+    return tuple(c for c in codings_ if not visitor.accepts(c))
 
 
 def _no_body(status: int, method: str) -> bool:
@@ -92,16 +92,19 @@ def _no_body(status: int, method: str) -> bool:
 
 
 def enforce(visitor: Visitor, status: int, headers: Headers, body: bytes | None, *,
-            may_transform: bool = True, limit: int = 1 << 30) -> Final:
+            may_transform: bool = True, limit: int = 1 << 30, undecodable: str = "") -> Final:
     """Check the invariant on what is about to go out, and repair what can be repaired.
 
     `may_transform` is False when the origin forbade changing the body (no-transform,
-    facts 0.6, 1.4.3); `limit` bounds a repair's decoding like cf_decode_limit does.
+    facts 0.6, 1.4.3); `limit` bounds a repair's decoding like cf_decode_limit does;
+    `undecodable` says why an earlier phase already failed to decode this body (a bomb over
+    the limit is not decoded a second time).
     """
     repairs: list[str] = []
     unresolved = ""
     need_full = False
-    refused = unaccepted(headers, visitor.accept_encoding)
+    scan = _scan(headers)
+    refused = _refused(_tokens(scan.codings), visitor.accept_encoding) if scan.codings else ()
     if refused:
         shown = ", ".join(refused)
         no_body = _no_body(status, visitor.method)
@@ -124,6 +127,8 @@ def enforce(visitor: Visitor, status: int, headers: Headers, body: bytes | None,
         elif body is None:
             unresolved = (f"the visitor does not accept {shown}, and the body was streamed "
                           "past the edge undecoded")
+        elif undecodable:
+            unresolved = f"the visitor does not accept {shown}, and {undecodable}"
         else:
             try:
                 decoded = _decode(body, _codings(headers), limit)
@@ -135,7 +140,8 @@ def enforce(visitor: Visitor, status: int, headers: Headers, body: bytes | None,
                 body = decoded
                 repairs.append(f"decoded from {shown}, which the visitor does not accept "
                                "(never a coding the visitor cannot read)")
-    headers, framing = frame(visitor, status, headers, body)
+    headers, framing = frame(visitor, status, headers, body,
+                             None if repairs else scan)  # a repair changed them: rescan
     repairs += framing
     return Final(status, headers, body, tuple(repairs), unresolved, need_full)
 
@@ -174,24 +180,72 @@ def _decoded_headers(headers: Headers, length: int | None) -> Headers:
     return edit_headers(headers, edits)
 
 
-def frame(visitor: Visitor, status: int, headers: Headers, body: bytes | None
-          ) -> tuple[Headers, list[str]]:
+@dataclass(slots=True)
+class _Scan:
+    """What the last phase looks at in the headers, read in one pass (every response)."""
+
+    codings: list[bytes]
+    lengths: list[bytes]
+    chunked: bool
+    has_te: bool
+    connection: list[bytes]  # connection-specific names present (lower case)
+
+
+def _scan(headers: Headers) -> _Scan:
+    codings_: list[bytes] = []
+    lengths: list[bytes] = []
+    connection: list[bytes] = []
+    chunked = has_te = False
+    for k, v in headers:
+        low = k.lower()
+        kind = _WATCHED.get(low)
+        if kind is None:
+            continue
+        if kind == 1:
+            codings_.append(v)
+        elif kind == 2:
+            lengths.append(v)
+        else:
+            connection.append(low)
+            if kind == 3:
+                has_te = True
+                chunked = chunked or b"chunked" in v.lower()
+    return _Scan(codings_, lengths, chunked, has_te, connection)
+
+
+# the only names the scan stops at: 1 coding, 2 length, 3 transfer-encoding, 4 the rest of
+# the connection-specific ones
+_WATCHED = {b"content-encoding": 1, b"content-length": 2, b"transfer-encoding": 3,
+            **{name: 4 for name in CONNECTION_HEADERS if name != b"transfer-encoding"}}
+
+
+def _tokens(values: list[bytes]) -> tuple[str, ...]:
+    out = []
+    for value in values:
+        for token in value.decode("latin-1").split(","):
+            token = token.strip().lower()
+            if token and token != IDENTITY:
+                out.append(token)
+    return tuple(out)
+
+
+def frame(visitor: Visitor, status: int, headers: Headers, body: bytes | None,
+          scan: _Scan | None = None) -> tuple[Headers, list[str]]:
     """The framing headers for the visitor's protocol; what was changed, for the log."""
     version = visitor.http_version.upper()
-    names = {k.lower() for k, _ in headers}
-    chunked = any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower()
-                  for k, v in headers)
+    scan = scan or _scan(headers)
+    chunked, lengths = scan.chunked, scan.lengths
     no_body = _no_body(status, visitor.method)
     edits: list[tuple[bytes, bytes | None]] = []
     done: list[str] = []
     if version.startswith(("HTTP/2", "HTTP/3")):
-        gone = sorted(n.decode() for n in names & CONNECTION_HEADERS)
+        gone = sorted({n.decode() for n in scan.connection})
         if gone:
             edits += [(n.encode(), None) for n in gone]
             done.append(f"{', '.join(gone)} removed: connection-specific, not allowed on "
                         f"{visitor.http_version} (RFC 9113 8.2.2)")
         chunked = False
-    elif version == "HTTP/1.0" and b"transfer-encoding" in names:
+    elif version == "HTTP/1.0" and scan.has_te:
         edits.append((b"transfer-encoding", None))
         chunked = False
         done.append("Transfer-Encoding removed: HTTP/1.0 has no chunked coding (RFC 9112 "
@@ -204,11 +258,11 @@ def frame(visitor: Visitor, status: int, headers: Headers, body: bytes | None
         return (edit_headers(headers, edits) if edits else headers), done
     length = str(len(body)).encode()
     if chunked:
-        if b"content-length" in names:
+        if lengths:
             edits.append((b"content-length", None))
             done.append("Content-Length removed beside Transfer-Encoding (RFC 9112 6.3)")
-    elif header_values(headers, b"content-length") != [length]:
+    elif lengths != [length]:
         edits.append((b"content-length", length))
-        if b"content-length" in names:
+        if lengths:
             done.append("Content-Length set to the length of the body that went out")
     return (edit_headers(headers, edits) if edits else headers), done

@@ -122,6 +122,7 @@ class ResponsePlan:
     head: bool = False  # the visitor asked HEAD: headers of the GET, no body
     range_status: int | None = None  # 206 or 416 served from a cached object (facts 1.8)
     range_body: bytes | None = None
+    undecodable: str = ""  # why the body cannot be decoded (tried already): not again
 
 
 # ---- request phases -------------------------------------------------------------------------
@@ -431,7 +432,7 @@ def recode(plan: ResponsePlan, raw: bytes, limit: int, budget: int | None = None
 def _passed_through(plan: ResponsePlan, reason: str) -> ResponsePlan:
     decision = pass_through(plan.inputs, plan.etag, reason, MODELLED)
     return ResponsePlan(decision, plan.inputs, plan.etag, None, {}, False, plan.rules, plan.notes,
-                        served=plan.served)
+                        served=plan.served, undecodable=reason)
 
 
 def deliver(zone: Zone, state: RequestState, served: cache.Served,
@@ -626,8 +627,11 @@ def visitor_response(plan: ResponsePlan, status: int, fields: Headers, body: byt
         body = b""
         if _chunked(out):
             out = tuple((k, v) for k, v in out if k.lower() != b"content-length")
+    undecodable = plan.undecodable or (
+        f"it could not be decoded: {plan.inputs.decode_error}" if plan.inputs.decode_error
+        else "")
     return egress.enforce(visitor, status, out, body, may_transform=not plan.inputs.no_transform,
-                          limit=limit)
+                          limit=limit, undecodable=undecodable)
 
 
 def visitor_of(state: RequestState) -> egress.Visitor:
@@ -765,8 +769,25 @@ def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan,
 
 def _what_went_out(entry: dict[str, Any], final: egress.Final, etag_in: bytes | None,
                    planned_etag: bytes | None, method: str) -> None:
-    """The record's outgoing fields from the response that left, and the last phase's
-    repairs; a repair that decoded the body turns a pass-through into a decompression."""
+    """The record's outgoing fields from the response that left. Unless the last phase
+    repaired something (or it is a 304), its coding and ETag are the decision's."""
+    entry["status_out"] = final.status
+    no_body = method.upper() == "HEAD" or final.status in (204, 304)
+    entry["bytes_out"] = 0 if no_body else (len(final.body) if final.body is not None
+                                            else entry["bytes_out"])
+    if final.unresolved:
+        entry["unresolved"] = final.unresolved
+    if final.repairs:
+        entry["egress"] = list(final.repairs)
+    elif final.status != 304:  # a 304 carries only some of the headers
+        return
+    _repaired(entry, final, etag_in, planned_etag)
+
+
+def _repaired(entry: dict[str, Any], final: egress.Final, etag_in: bytes | None,
+              planned_etag: bytes | None) -> None:
+    """The coding and ETag as they left; a repair that decoded the body turns a
+    pass-through into a decompression."""
     coding = final.content_encoding
     if coding != entry["encoding_out"]:
         entry["encoding_out"] = coding
@@ -780,11 +801,3 @@ def _what_went_out(entry: dict[str, Any], final: egress.Final, etag_in: bytes | 
                                 else "removed" if etag_out is None
                                 else "kept" if etag_out == etag_in
                                 else "weakened")
-    entry["status_out"] = final.status
-    no_body = method.upper() == "HEAD" or final.status in (204, 304)
-    entry["bytes_out"] = 0 if no_body else (len(final.body) if final.body is not None
-                                            else entry["bytes_out"])
-    if final.repairs:
-        entry["egress"] = list(final.repairs)
-    if final.unresolved:
-        entry["unresolved"] = final.unresolved

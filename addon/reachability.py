@@ -46,16 +46,19 @@ class Reachability:
     def failed(self, flow: http.HTTPFlow) -> None:
         self.answered_at.pop(_key(flow), None)
 
+    def recent(self, flow: http.HTTPFlow) -> bool:
+        """The origin answered within RECENT seconds: no check needed (the hot path)."""
+        seen = self.answered_at.get(_key(flow))
+        return seen is not None and time.monotonic() - seen < RECENT
+
     async def check(self, flow: http.HTTPFlow) -> tuple[int, str] | None:
         """(52x, what failed) when the origin cannot be reached; None when it can, or when
         it is not ours to check (through an upstream proxy)."""
         if ctx.options.mode and ctx.options.mode[0].startswith("upstream:"):
             return None
-        key = _key(flow)
-        seen = self.answered_at.get(key)
-        if seen is not None and time.monotonic() - seen < RECENT:
+        if self.recent(flow):
             return None
-        scheme, host, port = key
+        scheme, host, port = _key(flow)
         tls = _tls_context() if scheme == "https" else None
         try:
             _, writer = await asyncio.wait_for(

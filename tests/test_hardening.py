@@ -18,6 +18,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from addon import codings
+from addon import egress
 from addon import pipeline
 from addon.accept_encoding import parse_accept_encoding
 from addon.cache_control import parse_cache_control
@@ -104,6 +105,11 @@ def test_bomb_over_the_decode_limit_passes_through_untouched(accept, changed):
         assert "more than the decode limit (cf_decode_limit, 1 MiB)" in plan.decision.reason
     else:  # a pass-through: nothing was decoded at all
         assert "decode limit" not in plan.decision.reason
+    # the last phase does not decode the bomb a second time for a visitor without gzip
+    final = pipeline.visitor_response(plan, response.status, response.headers, response.body,
+                                      egress.Visitor("GET", "HTTP/1.1", accept), 1 << 20)
+    if accept not in ("gzip", "gzip, br"):
+        assert "decodes to more than the decode limit" in final.unresolved
 
 
 def test_pass_through_decodes_nothing_not_even_a_broken_body():
