@@ -46,8 +46,11 @@ from addon.facts import header_values
 from addon.facts import wire_text
 from addon.reachability import Reachability
 from addon.report import Report
+from addon.rules.fields import media_type
 from addon.rulesfile import RulesFileError
 from addon.rulesfile import load_rules
+from addon.stream_switch import LateStream
+from addon.streaming import BodyStream
 from addon.zone import Zone
 
 logger = logging.getLogger("cf_edge")
@@ -57,11 +60,12 @@ BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
 MARKER = ":cloud:"
 META = "cf_edge"
 OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog", "cf_cache", "cf_cache_size",
-           "cf_report", "cf_trace", "cf_diagnose_probe", "cf_connect_timeout")
+           "cf_report", "cf_trace", "cf_diagnose_probe", "cf_connect_timeout", "cf_stream")
 RELOAD_INTERVAL = 1.0
 DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
 DEFAULT_CACHE_SIZE = "256m"
+DEFAULT_STREAM = "1m"
 BACKGROUND = "cf_edge_revalidation"  # metadata of the edge's own background requests
 REFETCH = "cf_edge_refetch"  # metadata of the edge's second request for a full response
 REFETCH_TIMEOUT = 130.0  # Cloudflare's proxy read timeout (120 s) and a connect
@@ -102,6 +106,9 @@ class CloudflareEdge:
         self.probed: dict[str, None] = {}  # URLs probed, oldest first (bounded)
         self.diagnosis = diagnosis.OriginDiagnosis()
         self.origins = Reachability()
+        self.stream_at: int | None = None  # bodies longer than this stream (cf_stream)
+        self.stream_option = "cf_stream"  # the option that set stream_at
+        self.streams: dict[str, Streaming] = {}  # flow id -> a body streaming through
 
     # ---- lifecycle (all synchronous, see mitmproxy-notes 2.4) ----
 
@@ -159,6 +166,13 @@ class CloudflareEdge:
             "Seconds the edge waits for a connection to the origin before it answers 522 "
             "Connection timed out (Cloudflare waits 19 s).",
         )  # fmt: skip
+        loader.add_option(
+            "cf_stream", str, DEFAULT_STREAM,
+            "Bodies longer than this (e.g. 512k, 1m, 64m) pass through the edge as they "
+            "arrive instead of being buffered: decided at once from a Content-Length, once "
+            "this much has arrived otherwise. Event streams always stream. Empty: only "
+            "event streams and what mitmproxy's stream_large_bodies streams.",
+        )  # fmt: skip
         contentviews.add(EdgeView())
         error_response.install()
 
@@ -198,6 +212,8 @@ class CloudflareEdge:
             self.trace = bool(ctx.options.cf_trace)
         if "cf_diagnose_probe" in updated:
             self.probe = bool(ctx.options.cf_diagnose_probe)
+        if {"cf_stream", "stream_large_bodies"} & updated:
+            self._stream_threshold()
         if "cf_connect_timeout" in updated:
             self.origins.connect_timeout = _seconds_option("cf_connect_timeout")
         if {"mode", "connection_strategy"} & updated:
@@ -208,6 +224,25 @@ class CloudflareEdge:
                     f"cf_eventlog: {ctx.options.cf_eventlog!r} is not one of "
                     f"{', '.join(EVENTLOG_CHOICES)}")
             self.eventlog = ctx.options.cf_eventlog
+
+    def _stream_threshold(self) -> None:
+        """The size past which a body streams: cf_stream, or mitmproxy's
+        stream_large_bodies when smaller. A body of unknown length can only start
+        streaming when mitmproxy's own option says so, so the addon sets it to the
+        threshold (which streams large uploads to the origin too)."""
+        ours = _size_option("cf_stream") if ctx.options.cf_stream else None
+        try:
+            theirs = human.parse_size(ctx.options.stream_large_bodies)
+        except ValueError:
+            theirs = None
+        sizes = [n for n in (ours, theirs) if n]
+        self.stream_at = min(sizes) if sizes else None
+        self.stream_option = "cf_stream" if self.stream_at == ours else "stream_large_bodies"
+        if self.stream_at is not None and self.stream_at != theirs:
+            ctx.options.update(stream_large_bodies=str(self.stream_at))
+            logger.info("cf_edge: stream_large_bodies set to %s (cf_stream): a body of "
+                        "unknown length streams through the edge once that much has arrived",
+                        pipeline.human_size(self.stream_at))
 
     def _connect_lazily(self) -> None:
         """Cloudflare connects to the origin for a request; mitmproxy by default connects
@@ -398,6 +433,132 @@ class CloudflareEdge:
         self.filling[lk.key] = asyncio.Event()  # the copy is queued: it runs after this
         self.background[sent.id] = lk
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """The last moment before mitmproxy sends the headers of a body that streams: the
+        edge decides on them and sets the body's transformation (see addon/streaming)."""
+        state = self.states.get(flow.id)
+        zone, resp = self.zone, flow.response
+        if state is None or zone is None or resp is None or flow.id in self.served:
+            return  # not ours, or answered from the cache
+        if OWN_REQUESTS.intersection(flow.metadata) or not flow.live:
+            return
+        try:
+            why = self._streams_because(flow, state)
+            if why is not None:
+                self._start_stream(flow, state, zone, why)
+            elif self.stream_at is not None and _length(resp) is None and _has_body(flow):
+                # unknown length: mitmproxy buffers it until stream_large_bodies, then
+                # switches to streaming; the edge decides at that moment
+                at = self.stream_at
+                why = (f"more than {pipeline.human_size(at)} ({self.stream_option}) arrived "
+                       "without a Content-Length")
+                LateStream.watch(resp, lambda: self._start_stream(flow, state, zone, why,
+                                                                  size_hint=at))
+        except Exception:
+            logger.exception("cf_edge: %s: the edge could not prepare the stream; it passes "
+                             "untouched", wire_text(flow.request.pretty_url))
+
+    def _streams_because(self, flow: http.HTTPFlow, state: pipeline.RequestState
+                         ) -> str | None:
+        """Why this response's body streams through the edge instead of being buffered,
+        or None."""
+        resp = flow.response
+        assert resp is not None
+        if not _has_body(flow):
+            return None
+        lk = self.lookups.get(flow.id)
+        if (lk is not None and lk.status == "EXPIRED" and lk.obj is not None
+                and lk.obj.stale_on_error and resp.status_code in cache.ORIGIN_FAILURES):
+            return None  # buffered, so that the stored object can be served STALE
+        if media_type(header(tuple(resp.headers.fields), b"content-type")) == \
+                b"text/event-stream":
+            return "an event stream (text/event-stream) is never buffered"
+        if state.features.get("response_body_buffering") == "none":
+            return "Response Body Buffering is none for this request (facts 3.0.3)"
+        length = _length(resp)
+        if self.stream_at is not None and length is not None and length > self.stream_at:
+            return (f"its Content-Length, {length} bytes, is more than "
+                    f"{pipeline.human_size(self.stream_at)} ({self.stream_option})")
+        if resp.stream:
+            return "mitmproxy's stream_large_bodies streams it"
+        return None
+
+    def _start_stream(self, flow: http.HTTPFlow, state: pipeline.RequestState, zone: Zone,
+                      why: str, size_hint: int | None = None) -> None:
+        """Decide on the headers, set them, and let the body through the transformation."""
+        resp = flow.response
+        assert resp is not None
+        lk = self.lookups.get(flow.id)
+        facts = ResponseFacts(resp.status_code, tuple(resp.headers.fields), None,
+                              streaming=True, size_hint=size_hint)
+        rules: tuple[str, ...] = ()
+        strip: tuple[bytes, ...] = ()
+        served, keep = None, 0
+        if lk is not None:
+            strip, rules = pipeline.cache_response_rules(zone, state, facts)
+            served, keep = cache.before_body(self.store, lk, state.request, facts, zone.plan,
+                                             strip, _now(flow))
+        if served is None:
+            plan = pipeline.on_response(zone, state, facts)
+        else:
+            plan = pipeline.deliver(zone, state, served, rules)
+        body = pipeline.stream_body(plan, keep)
+        plan = pipeline.finish(plan, state)
+        if self.trace:
+            plan = pipeline.with_trace(plan, state)
+        final = pipeline.visitor_response(plan, facts.status, facts.headers, None,
+                                          pipeline.visitor_of(state), self.decode_limit,
+                                          streaming=True)
+        # everything computed: the headers go out after this, then the body through `body`
+        fields = final.headers
+        if resp.is_http2 or resp.is_http3:
+            fields = tuple((k.lower(), v) for k, v in fields)
+        resp.headers.fields = fields
+        resp.stream = body
+        self.streams[flow.id] = Streaming(plan, final, served, facts, body, why, strip)
+
+    def _stream_ended(self, flow: http.HTTPFlow, st: Streaming, cut: str = "") -> None:
+        """The streamed body ended (or was cut): the cache keeps it if it ended whole, and
+        the record is written, with the bytes that passed."""
+        state = self.states.pop(flow.id, None)
+        lk = self.lookups.pop(flow.id, None)
+        zone = self.zone
+        try:
+            if state is None or zone is None:
+                return
+            body = st.body
+            notes = []
+            kept = None if cut else body.stored
+            if kept is not None and lk is not None and self.store is not None \
+                    and st.served is not None and st.served.key is not None:
+                whole = dataclasses.replace(st.facts, body=kept, streaming=False)
+                stored = cache.after_origin(self.store, lk, state.request, whole, zone.plan,
+                                            st.strip, _now(flow))
+                if stored.stored:
+                    notes.append(f"stored in the edge cache as it streamed ({len(kept)} bytes)")
+            entry = pipeline.record(state, st.facts, st.plan, st.final)
+            entry["streamed"] = st.why
+            entry["bytes_in"], entry["bytes_out"] = body.bytes_in, body.bytes_out
+            if body.features():
+                entry["features"] = body.features()
+            if body.error:
+                notes.append(f"the body broke while it streamed ({body.error}): the visitor "
+                             "got it cut short there")
+            if cut:
+                notes.append(f"the stream was cut after {body.bytes_in} bytes from the origin "
+                             f"({cut}); nothing was stored")
+            entry["notes"] += notes
+        except Exception:
+            logger.exception("cf_edge: %s: the end of a stream could not be recorded",
+                             wire_text(flow.request.pretty_url))
+            return
+        finally:
+            self._release(flow, lk)
+        self._log(entry, st.plan)
+        annotate(flow, entry, st.facts.headers)
+        if self.report is not None:
+            self.report.add(entry)
+
     async def response(self, flow: http.HTTPFlow) -> None:
         if BACKGROUND in flow.metadata:
             self._background_done(flow)
@@ -409,6 +570,10 @@ class CloudflareEdge:
             self.origins.answered(flow)
         if REFETCH in flow.metadata:
             return  # its answer is used by the visitor's flow that asked for it
+        streamed = self.streams.pop(flow.id, None)
+        if streamed is not None:
+            self._stream_ended(flow, streamed)
+            return
         state = self.states.pop(flow.id, None)
         lk = self.lookups.pop(flow.id, None)
         served = self.served.pop(flow.id, None)
@@ -623,6 +788,10 @@ class CloudflareEdge:
             self._unlock(lk.key if lk is not None else None)
             return
         if OWN_REQUESTS.intersection(flow.metadata):
+            return
+        streamed = self.streams.pop(flow.id, None)
+        if streamed is not None:
+            self._stream_ended(flow, streamed, cut=flow.error.msg if flow.error else "cut")
             return
         state = self.states.pop(flow.id, None)
         self.served.pop(flow.id, None)
@@ -852,6 +1021,30 @@ def _size_option(name: str) -> int:
     if not size or size <= 0:
         raise exceptions.OptionsError(f"{name}: {value!r} is not a size such as 512k, 64m or 1g")
     return size
+
+
+@dataclasses.dataclass
+class Streaming:
+    """A response whose body streams through the edge, from its headers to its end."""
+
+    plan: pipeline.ResponsePlan
+    final: egress.Final  # the headers that went out
+    served: cache.Served | None
+    facts: ResponseFacts  # the origin's status and headers
+    body: BodyStream
+    why: str  # why it streams
+    strip: tuple[bytes, ...]  # headers Cache Response Rules strip before storing
+
+
+def _length(resp: http.Response) -> int | None:
+    value = header(tuple(resp.headers.fields), b"content-length")
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _has_body(flow: http.HTTPFlow) -> bool:
+    resp = flow.response
+    return (resp is not None and flow.request.method != "HEAD" and resp.status_code >= 200
+            and resp.status_code not in (204, 304))
 
 
 def _unusable(flow: http.HTTPFlow, state: pipeline.RequestState) -> tuple[int, str] | None:

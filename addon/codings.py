@@ -203,3 +203,143 @@ def _unbrotli(body: bytes, step: int) -> Iterator[bytes]:
             out = b"" if d.is_finished() else d.process(b"", output_buffer_limit=step)
     if not d.is_finished():
         raise DecodeError("br body is truncated")
+
+
+# ---- streaming: a body as it arrives ---------------------------------------------------------
+
+
+class StreamDecoder:
+    """Decodes a body fed in pieces as they arrive. Each piece of output is at most `step`
+    bytes, so a decompression bomb costs time, not memory. `end()` raises DecodeError for
+    a body that stopped in the middle of its coding."""
+
+    def __init__(self, coding: str, step: int = STEP) -> None:
+        if coding not in ("identity", "gzip", "br", "zstd", "deflate"):
+            raise DecodeError(f"unknown coding {coding!r}")
+        self.coding, self.step = coding, step
+        self._d: object = None  # the current decoder; None: the next member starts
+        self._pending = b""  # deflate's first bytes, until its format is known
+        self.started = False  # any byte of the coding seen
+        self.done = False  # the last frame ended (more frames may follow)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not data:
+            return
+        self.started = True
+        try:
+            if self.coding == "identity":
+                yield data
+            elif self.coding == "br":
+                yield from self._brotli(data)
+            elif self.coding == "deflate":
+                yield from self._deflate(data)
+            else:
+                yield from self._frames(data)
+        except (zlib.error, brotli.error, zstd.ZstdError, EOFError) as e:
+            raise DecodeError(f"{self.coding} body could not be decoded: {e}") from e
+
+    def end(self) -> None:
+        if self.coding == "identity" or not self.started:
+            return
+        if self.coding == "deflate" and self._d is None:
+            raise DecodeError("deflate body is truncated")
+        if not self.done:
+            raise DecodeError(f"{self.coding} body is truncated")
+
+    def _frames(self, data: bytes) -> Iterator[bytes]:
+        """gzip members or zstd frames, one after another (RFC 1952, RFC 8878)."""
+        while data:
+            if self._d is None:
+                self._d = (zlib.decompressobj(31) if self.coding == "gzip"
+                           else zstd.ZstdDecompressor())
+                self.done = False
+            d = self._d
+            while True:
+                if self.coding == "gzip":
+                    out = d.decompress(data, self.step)
+                    data = d.unconsumed_tail
+                    more = bool(data) and not d.eof
+                else:
+                    out = d.decompress(data, self.step)
+                    data = b""
+                    more = not d.needs_input and not d.eof
+                if out:
+                    yield out
+                if d.eof or not more:
+                    break
+            if d.eof:
+                data = d.unused_data
+                self._d, self.done = None, True
+            else:
+                data = b""
+
+    def _brotli(self, data: bytes) -> Iterator[bytes]:
+        if self._d is None:
+            self._d = brotli.Decompressor()
+        d = self._d
+        if d.is_finished():
+            raise DecodeError("br body has data after its end")
+        out = d.process(data, output_buffer_limit=self.step)
+        while out:
+            yield out
+            out = b"" if d.is_finished() else d.process(b"", output_buffer_limit=self.step)
+        self.done = d.is_finished()
+
+    def _deflate(self, data: bytes) -> Iterator[bytes]:
+        if self._d is None:
+            self._pending += data
+            if len(self._pending) < 2:
+                return
+            data, self._pending = self._pending, b""
+            zlib_header = (data[0] * 256 + data[1]) % 31 == 0
+            self._d = zlib.decompressobj(15 if zlib_header else -15)
+        d = self._d
+        while data:
+            out = d.decompress(data, self.step)
+            if out:
+                yield out
+            data = d.unconsumed_tail
+            if d.eof:
+                if d.unused_data or data:
+                    raise DecodeError("deflate body has data after its end")
+                break
+        self.done = d.eof
+
+
+class StreamEncoder:
+    """Encodes a body as it is produced; `flush()` hands over everything encoded so far,
+    so a visitor sees each piece (an event, a chunk) without waiting for the next."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        if coding == "gzip":
+            self._c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        elif coding == "br":
+            self._c = brotli.Compressor(quality=BROTLI_QUALITY)
+        elif coding == "zstd":
+            self._c = zstd.ZstdCompressor(level=ZSTD_LEVEL)
+        elif coding != "identity":
+            raise ValueError(f"unknown coding {coding!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        if self.coding == "identity":
+            return bytes(data)
+        if self.coding == "br":
+            return self._c.process(data)
+        return self._c.compress(data)
+
+    def flush(self) -> bytes:
+        if self.coding == "identity":
+            return b""
+        if self.coding == "gzip":
+            return self._c.flush(zlib.Z_SYNC_FLUSH)
+        if self.coding == "br":
+            return self._c.flush()
+        return self._c.flush(zstd.ZstdCompressor.FLUSH_BLOCK)
+
+    def finish(self) -> bytes:
+        if self.coding == "identity":
+            return b""
+        if self.coding == "br":
+            return self._c.finish()
+        return self._c.flush()

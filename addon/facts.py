@@ -55,7 +55,10 @@ class ResponseFacts:
     status: int = 200
     headers: Headers = ()
     body: bytes | None = b""  # raw bytes as on the wire; None when not buffered
-    streamed: bool = False
+    streamed: bool = False  # sent on by mitmproxy before the edge could act
+    # the body will pass through the edge as it arrives (decided on the headers)
+    streaming: bool = False
+    size_hint: int | None = None  # the body is known to be at least this long
 
 
 def wire_text(value: bytes | str) -> str:

@@ -27,6 +27,7 @@ from addon import egress
 from addon import html
 from addon import origin_errors
 from addon import polish
+from addon import streaming
 from addon.accept_encoding import IDENTITY
 from addon.accept_encoding import parse_accept_encoding
 from addon.cache import ranges
@@ -90,6 +91,7 @@ class RequestState:
     turned_off: tuple[str, ...] = ()  # features Respect Strong ETags switched off
     cache: cache.CacheSettings = cache.CacheSettings(False, "no cache settings")
     ray: str = ""  # cf-ray, sent to the origin and to the visitor (facts 8.1)
+    uninspected: tuple[str, ...] = ()  # features Response Body Buffering none switched off
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,18 @@ def on_request(zone: Zone, request: RequestFacts) -> RequestState:
         turned_off = tuple(n for n in DISABLED_BY_RESPECT_STRONG_ETAGS if features.get(n))
         for name in DISABLED_BY_RESPECT_STRONG_ETAGS:  # facts 2.2.3
             features[name] = False
+    uninspected: tuple[str, ...] = ()
+    if features.get("response_body_buffering") == "none":  # streamed uninspected (3.0.3)
+        uninspected = tuple(n for n in HTML_FEATURES if features.get(n))
+        for name in HTML_FEATURES:
+            features[name] = False
     visitor = header(request.headers, b"accept-encoding")
     visitor_ae = wire_text(visitor) if visitor is not None else None
     # facts 1.3.1 / 1.3.3: overwritten unless Respect Strong ETags forwards the visitor's
     origin_ae = visitor_ae if rse else ORIGIN_ACCEPT_ENCODING
     settings = cache.cache_settings(request.method, request.target, cache_params, zone.plan)
     return RequestState(request, visitor_ae, origin_ae, rse, features, tuple(matched),
-                        turned_off, settings, f"{os.urandom(8).hex()}-{COLO}")
+                        turned_off, settings, f"{os.urandom(8).hex()}-{COLO}", uninspected)
 
 
 def origin_headers(state: RequestState) -> tuple[tuple[bytes, bytes], ...]:
@@ -261,9 +268,20 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
     polish_mode = ""
     if media in html.HTML_TYPES:
         rewriters = html.active_features(state.features, media, zone.plan)
+        declared = html.charset.from_content_type(joined(b"content-type"))
+        if rewriters and response.streaming and declared and declared.strip(
+                "\"'").lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii", "ascii"):
+            notes.append(f"a streamed page in {declared} is not rewritten: the edge rewrites "
+                         "streamed pages in UTF-8 only (modelled), so "
+                         f"{_labels(rewriters)} left it as it was")
+            rewriters = ()
         if state.turned_off:
             notes.append(f"Respect Strong ETags turned off {_labels(state.turned_off)} for this "
                          "request (facts 2.2.3), so they did not rewrite the page")
+        if state.uninspected:
+            notes.append("Response Body Buffering is none for this request: the body streams "
+                         f"uninspected, so {_labels(state.uninspected)} did not rewrite the "
+                         "page (facts 3.0.3)")
     elif media.startswith("image/"):
         vary = [wire_text(v).strip().lower() for v in (joined(b"vary") or b"").split(b",")]
         verdict = polish.applies(str(state.features.get("polish", "off")), zone.plan, media,
@@ -272,11 +290,12 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         if verdict.note:
             notes.append(verdict.note)
     head = state.request.method.upper() == "HEAD"
-    if head and not body:
-        identity_size, head_note = _head_size(src, index.get(b"content-length"))
-        if head_note:
-            notes.append(head_note)
+    if head and not body or response.streaming:
+        what = "a streamed body" if response.streaming else "HEAD"
+        identity_size, size_note = _size_from_headers(src, index.get(b"content-length"),
+                                                      response.size_hint, what)
     else:
+        size_note = ""
         # an identity body's size is known without decoding anything
         identity_size = (min(len(body), SIZE_PROBE) if src == IDENTITY and body is not None
                          else None)
@@ -289,7 +308,7 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
         no_transform="no-transform" in cache_control,
         etag_kind=etag.kind if etag else None,
         etag_problem=etag.problem if etag else "",
-        streamed=response.streamed or body is None,
+        streamed=response.streamed or (body is None and not response.streaming),
         identity_size=identity_size,
         partial=response.status == 206 or b"content-range" in index,
         accepted=accepted_codings(state.visitor_accept_encoding),
@@ -308,16 +327,18 @@ def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> Res
             size, error = _probe_size(body, src)
             inputs = inputs._replace(identity_size=size, decode_error=error)
         decision = decide(inputs, etag)
+    if size_note and decision.changed:  # only then could the size have mattered
+        notes.append(size_note)
     if not decision.changed:
         return ResponsePlan(decision, inputs, etag, None, {}, False, rules, tuple(notes))
     if decision.action == "polish":
         size = len(body or b"")
-        if head and not body:
+        if body is None or head and not body:
             length = joined(b"content-length") or b""
             size = int(length) if length.strip().isdigit() else 0
         polished = {b"etag": decision.etag_out, b"cf-polished": polish.header(size)}
         return ResponsePlan(decision, inputs, etag, None, polished, False, rules, tuple(notes))
-    if head and not body:  # the headers the GET would get (facts 1.7.4); no body to re-code
+    if head and not body and not response.streaming:  # the GET's headers (facts 1.7.4)
         return ResponsePlan(decision, inputs, etag, None, _coding_headers(decision, joined),
                             True, rules, tuple(notes))
     out = decision.encoding_out
@@ -341,19 +362,24 @@ def _coding_headers(decision: Decision, joined: Callable[[bytes], bytes | None]
     }
 
 
-def _head_size(coding: str | None, length: list[bytes] | None) -> tuple[int | None, str]:
-    """The decoded size a HEAD's GET would have, as far as the decision needs it: an
-    identity Content-Length is that size; for an encoded one it is not known, and the
-    origin compressing it says it is worth compressing (modelled)."""
+def _size_from_headers(coding: str | None, length: list[bytes] | None, at_least: int | None,
+                       what: str) -> tuple[int | None, str]:
+    """The decoded size, as far as the decision needs it, when the body is not there to
+    look at (a HEAD, a body that will be streamed): an identity Content-Length is that
+    size; otherwise it is not known, and the origin compressing it, or not saying how long
+    it is, is taken to mean a body above the minimums (modelled)."""
     known = length and len(length) == 1 and length[0].strip().isdigit()
     if known and (coding == IDENTITY or int(length[0]) == 0):  # empty is empty when encoded
         return min(int(length[0]), SIZE_PROBE), ""
+    if at_least is not None and at_least >= SIZE_PROBE:
+        return SIZE_PROBE, ""
     if coding == IDENTITY:
-        return SIZE_PROBE, ("HEAD without a Content-Length: the body size is unknown, so the "
-                            "GET's decision is taken for a body above the 48/50-byte minimums "
+        return SIZE_PROBE, (f"{what} without a Content-Length: the body size is unknown, so "
+                            "the decision is taken for a body above the 48/50-byte minimums "
                             "(modelled)")
-    return SIZE_PROBE, (f"HEAD of a {coding} body: its decoded size is unknown, so the GET's "
-                        "decision is taken for a body above the 48/50-byte minimums (modelled)")
+    return SIZE_PROBE, (f"{what} of a {coding} body: its decoded size is unknown, so the "
+                        "decision is taken for a body above the 48/50-byte minimums "
+                        "(modelled)")
 
 
 _PROBED: dict[tuple[str, int, int], tuple[int | None, str]] = {}
@@ -597,11 +623,12 @@ def _chunked(fields: Headers) -> bool:
 
 
 def visitor_response(plan: ResponsePlan, status: int, fields: Headers, body: bytes | None,
-                     visitor: egress.Visitor, limit: int = 1 << 30) -> egress.Final:
+                     visitor: egress.Visitor, limit: int = 1 << 30,
+                     streaming: bool = False) -> egress.Final:
     """What the visitor gets, from the origin's (or stored) status, header fields and raw
     body. One pass over the headers; everything the plan does not mean to change keeps its
     bytes. The invariant of the last phase (egress) is checked on the result."""
-    assert plan.recode is None
+    assert plan.recode is None or streaming
     edits: list[tuple[bytes, bytes | None]] = []
     if plan.decision.changed:
         if plan.body is not None:
@@ -611,7 +638,7 @@ def visitor_response(plan: ResponsePlan, status: int, fields: Headers, body: byt
             # Cloudflare drops Content-Length of what it re-codes (facts 0.7, 1.6.1); the
             # last phase frames it for the visitor's protocol
             edits.append((b"content-length", None))
-            if plan.body is not None and not _chunked(fields):
+            if (plan.body is not None or streaming) and not _chunked(fields):
                 edits.append((b"transfer-encoding", b"chunked"))
     edits += plan.edge_headers
     if plan.not_modified == "edge":
@@ -632,6 +659,16 @@ def visitor_response(plan: ResponsePlan, status: int, fields: Headers, body: byt
         else "")
     return egress.enforce(visitor, status, out, body, may_transform=not plan.inputs.no_transform,
                           limit=limit, undecodable=undecodable)
+
+
+def stream_body(plan: ResponsePlan, keep: int = 0) -> streaming.BodyStream:
+    """What carries out the plan on a body that streams: the re-coding and rewriting of
+    plan.recode, or a pass-through; `keep` bytes of the origin's are kept for the cache."""
+    job = plan.recode
+    if job is None:
+        return streaming.BodyStream(keep=keep)
+    rewrite = html.StreamRewrite(job.html) if job.html is not None else None
+    return streaming.BodyStream(job.source, job.target, rewrite, keep)
 
 
 def visitor_of(state: RequestState) -> egress.Visitor:

@@ -27,7 +27,7 @@ EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES}
 EMULATED_CACHE_PARAMETERS = {"respect_strong_etags", "cache", "edge_ttl", "browser_ttl",
                              "serve_stale", "cache_key", "origin_cache_control", "read_timeout"}
 EMULATED_CACHE_RESPONSE_PARAMETERS = {"strip_etags", "strip_last_modified", "strip_set_cookie"}
-EMULATED_CONFIG_PARAMETERS = set(CONTENT_FEATURES)
+EMULATED_CONFIG_PARAMETERS = {*CONTENT_FEATURES, "response_body_buffering"}
 
 # facts 2.2.3: Respect Strong ETags turns these features off.
 DISABLED_BY_RESPECT_STRONG_ETAGS = (

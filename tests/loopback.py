@@ -39,15 +39,42 @@ def response(status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-Handler = Callable[[bytes, bytes], Route]  # (target, request head) -> Route
+class Gated:
+    """A response written in parts: the head and the first part at once, each further part
+    when the test calls release() (a stream whose pace the test controls, not a clock)."""
+
+    def __init__(self, head: bytes, parts, close: bool = False, gated: bool = True) -> None:
+        self.head, self.parts, self.close = head, parts, close
+        self.gated = gated  # False: every part at once (`parts` may be a generator)
+        self._released = threading.Semaphore(0)
+        self.cut_after: int | None = None  # close the connection after this many parts
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._released.release()
+
+    async def write(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(self.head)
+        for i, part in enumerate(self.parts):
+            if i and self.gated and not await asyncio.to_thread(self._released.acquire, True,
+                                                                30):
+                raise TimeoutError("the test never released the next part")
+            if self.cut_after is not None and i >= self.cut_after:
+                writer.transport.abort()  # the origin dies mid-body
+                return
+            writer.write(part)
+            await writer.drain()
+
+
+Handler = Callable[[bytes, bytes], "Route | Gated"]  # (target, request head) -> answer
 
 
 class Origin:
     """A loopback origin in its own thread; `routes` maps a path (no query) to a Route
     or to a handler called with the target and the request head."""
 
-    def __init__(self, routes: dict[bytes, Route | Handler] | None = None):
-        self.routes: dict[bytes, Route | Handler] = routes if routes is not None else {}
+    def __init__(self, routes: dict[bytes, Route | Gated | Handler] | None = None):
+        self.routes: dict[bytes, Route | Gated | Handler] = routes if routes is not None else {}
         self.seen: list[tuple[bytes, bytes]] = []  # (target, request head) per request
         self.loop = asyncio.new_event_loop()
         self.port = 0
@@ -74,10 +101,13 @@ class Origin:
                 route = self.routes.get(target.split(b"?", 1)[0])
                 if route is None:
                     route = Route(response(404, body=b"no route\n"))
-                elif not isinstance(route, Route):
+                elif not isinstance(route, Route | Gated):
                     route = route(target, head)
-                writer.write(route.raw)
-                await writer.drain()
+                if isinstance(route, Gated):
+                    await route.write(writer)
+                else:
+                    writer.write(route.raw)
+                    await writer.drain()
                 if route.close:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -77,25 +77,3 @@ def test_a_rule_on_http_host_works_for_a_host_that_is_not_ascii(tmp_path):
     finally:
         origin.stop()
 
-
-def test_a_response_mitmproxy_streamed_is_logged_as_it_went_out(tmp_path):
-    """With mitmproxy's stream_large_bodies the headers leave before the edge can act:
-    the record says what went out and that the visitor could not read it."""
-    import gzip
-
-    body = bytes((i * 7919) % 251 for i in range(8000))  # compresses badly: stays large
-    origin = Origin({b"/big.txt": Route(response(200, [(b"Content-Type", b"text/plain"),
-                                                       (b"Content-Encoding", b"gzip")],
-                                                 gzip.compress(body)))})
-    try:
-        with Mitmdump(tmp_path, RULES, "--set", "stream_large_bodies=100",
-                      reverse_to=origin.port) as m:
-            status, headers, _ = _raw(m.port, b"GET /big.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                      b"Connection: close\r\n\r\n")
-            assert status == 200
-            record = m.wait_records(lambda r: r["url"].endswith("/big.txt"))
-            assert record["encoding_out"] == (headers.get(b"content-encoding") or b"identity"
-                                              ).decode()
-            assert "streamed before the edge could act" in record["unresolved"]
-    finally:
-        origin.stop()

@@ -8,11 +8,13 @@
 - `phases`: the lookup before the origin and what the origin's answer does.
 """
 
+from addon.cache.phases import ORIGIN_FAILURES
 from addon.cache.phases import Lookup
 from addon.cache.phases import OriginRequest
 from addon.cache.phases import Served
 from addon.cache.phases import after_background
 from addon.cache.phases import after_origin
+from addon.cache.phases import before_body
 from addon.cache.phases import lookup
 from addon.cache.phases import serve_stale
 from addon.cache.phases import serve_stored
@@ -20,5 +22,6 @@ from addon.cache.settings import CacheSettings
 from addon.cache.settings import cache_settings
 from addon.cache.store import Store
 
-__all__ = ["CacheSettings", "Lookup", "OriginRequest", "Served", "Store", "after_background",
-           "after_origin", "cache_settings", "lookup", "serve_stale", "serve_stored"]
+__all__ = ["ORIGIN_FAILURES", "CacheSettings", "Lookup", "OriginRequest", "Served", "Store",
+           "after_background", "after_origin", "before_body", "cache_settings", "lookup",
+           "serve_stale", "serve_stored"]

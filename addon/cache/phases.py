@@ -14,6 +14,8 @@ from addon.cache.conditional import CONDITIONAL_HEADERS
 from addon.cache.conditional import http_date
 from addon.cache.conditional import parse_http_date
 from addon.cache.conditional import usable_etag
+from addon.cache.freshness import DEFAULT_MAX_SIZE
+from addon.cache.freshness import MAX_SIZE
 from addon.cache.freshness import freshness
 from addon.cache.key import cache_key
 from addon.cache.settings import CacheSettings
@@ -188,6 +190,33 @@ def after_origin(store: Store | None, lk: Lookup, request: RequestFacts,
     reason = f"{lk.reason}; {fr.reason}"
     return Served(status, replace(response, headers=kept), reason, lk.key, stored=True,
                   last_modified=obj.generated_last_modified, removed=removed)
+
+
+def before_body(store: Store | None, lk: Lookup, request: RequestFacts,
+                response: ResponseFacts, plan: str, strip: tuple[bytes, ...], now: float
+                ) -> tuple[Served, int]:
+    """The cache's verdict on an origin response whose body is going to stream through
+    the edge, from its headers: what the visitor is told, and how many of the body's
+    bytes to keep for storing when the stream has ended whole (0: none). after_origin()
+    stores them then."""
+    if lk.status == "DYNAMIC" or store is None:
+        return after_origin(store, lk, request, response, plan, strip, now), 0
+    assert lk.key is not None
+    headers = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
+    length = header(headers, b"content-length")
+    size = int(length) if length is not None and length.strip().isdigit() else 0
+    fr = freshness(lk.settings, plan, request.headers, response.status, headers, size, now)
+    status = lk.status if fr.status == "MISS" else fr.status
+    if not fr.store:
+        store.remove(lk.key)
+        return Served(status, replace(response, headers=headers), f"{lk.reason}: {fr.reason}",
+                      lk.key, removed=strip), 0
+    kept = tuple((k, v) for k, v in headers if k.lower() not in fr.strip)
+    keep = min(store.capacity, MAX_SIZE.get(plan, DEFAULT_MAX_SIZE))
+    return Served(status, replace(response, headers=kept),
+                  f"{lk.reason}; {fr.reason} (kept when the stream ends whole)", lk.key,
+                  last_modified=_smart_last_modified(kept, strip, now),
+                  removed=(*strip, *fr.strip)), keep
 
 
 def not_selected(stored: Headers, answer: Headers) -> str | None:

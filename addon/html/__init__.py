@@ -40,7 +40,7 @@ class Feature(Protocol):
     name: str
     label: str
 
-    def install(self, rw: Rewriter, page: bytes) -> None: ...
+    def install(self, rw: Rewriter, page: bytes | None) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def end_of_body(self) -> str: ...
 
@@ -115,6 +115,70 @@ def rewrite(body: bytes, job: HtmlJob, rng: random.Random | None = None) -> Rewr
     except charset.CharsetError as e:
         raise RewriteError(str(e)) from None
     return RewriteResult(out, {f.name: f.counts() for f in features}, codec)
+
+
+class StreamRewrite:
+    """The rewrite of a page that is streamed: fed as it arrives, each piece written out as
+    soon as lol-html has it. UTF-8 only: the whole-page charset check of rewrite() cannot be
+    made on a stream, so the caller rewrites a streamed page only when it is declared UTF-8
+    or declares nothing (then bytes that are not UTF-8 in text a feature looks at become
+    U+FFFD, as lol-html reads them)."""
+
+    def __init__(self, job: HtmlJob, rng: random.Random | None = None) -> None:
+        rng = rng or random.SystemRandom()
+        self.features = [_build(name, job, rng) for name in job.features]
+        self.rw = Rewriter()
+        for feature in self.features:
+            feature.install(self.rw, None)
+        # the end of <body> is found in the output as it streams (see rewrite())
+        self.marker = f"<!--cf-edge-{secrets.token_hex(16)}-->".encode()
+        self.bodies = 0
+        self.held = b""  # output that may be the start of the marker
+        self.replaced = False
+
+        def on_body(el) -> None:
+            self.bodies += 1
+            el.append(self.marker.decode(), HTML)
+
+        self.rw.on_element("body", on_body)
+        self.rw.on_end(lambda: "" if self.bodies else _end_of_body(self.features))
+
+    def feed(self, chunk: bytes) -> bytes:
+        try:
+            return self._pass(self.rw.write(chunk))
+        except EngineError as e:
+            raise RewriteError(str(e)) from None
+
+    def end(self) -> bytes:
+        try:
+            out = self._pass(self.rw.close())
+        except EngineError as e:
+            raise RewriteError(str(e)) from None
+        out += self.held
+        self.held = b""
+        return out
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {f.name: f.counts() for f in self.features}
+
+    def _pass(self, out: bytes) -> bytes:
+        data = self.held + out
+        if not self.replaced:
+            at = data.find(self.marker)
+            if at >= 0:
+                self.replaced = True
+                data = (data[:at] + _end_of_body(self.features).encode()
+                        + data[at + len(self.marker):])
+            else:  # keep what could be the marker's beginning until the next piece
+                keep = len(self.marker) - 1
+                cut = max(len(data) - keep, 0)
+                while cut < len(data) and not self.marker.startswith(data[cut:]):
+                    cut += 1
+                self.held = data[cut:]
+                return data[:cut]
+        data = data.replace(self.marker, b"")  # a second <body>'s marker: nothing there
+        self.held = b""
+        return data
 
 
 def _end_of_body(features: list[Feature]) -> str:

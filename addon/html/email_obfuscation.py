@@ -53,14 +53,15 @@ class EmailObfuscation:
         self.links = 0
         self.decoder_placed = False
 
-    def install(self, rw: Rewriter, page: bytes) -> None:
+    def install(self, rw: Rewriter, page: bytes | None) -> None:
         # Looking at text costs a Python call per text node: only when an address may be
-        # there (the prescan is a superset of what _text matches)
+        # there (the prescan is a superset of what _text matches); a page that is streamed
+        # (None) is not known in advance
         rw.on_comment(self._comment)
-        if CANDIDATE.search(page):
+        if page is None or CANDIDATE.search(page):
             rw.mark_text_inside(SKIP, "eo-skip")
             rw.mark_text_inside("a", "eo-link")
-            rw.on_text(self._text)
+            rw.on_text(self._text, skip="eo-skip")
         for prefix in ("mailto:", "MAILTO:", "Mailto:"):  # selectors are case-sensitive
             rw.on_element(f'a[href^="{prefix}"]', self._link)
         rw.on_element("script", self._script)

@@ -14,9 +14,10 @@ from typing import Protocol
 import lolhtml
 
 HTML = lolhtml.ContentType.HTML
-# A text handler: (text of the chunk, marks of its enclosing elements) -> replacement HTML,
-# or None to leave it. The document goes to lol-html in one write(), so a text node comes
-# as one chunk (plus an empty one that ends it) and an address never straddles two.
+# A text handler: (text of a whole text node, marks of its enclosing elements) ->
+# replacement HTML, or None to leave it. lol-html hands a text node over in chunks, split
+# where the document was split into writes; the engine joins them, so an address never
+# straddles two calls.
 TextHandler = Callable[[str, set[str]], str | None]
 
 
@@ -44,6 +45,9 @@ class Rewriter:
         self._text: list[TextHandler] = []
         self._comment: list[Callable[[str], None]] = []
         self._end: list[Callable[[], str]] = []
+        self._skip: str | None = None
+        self._rw: lolhtml.HTMLRewriter | None = None
+        self._out: list[bytes] = []
 
     def on_element(self, selector: str, handler: Callable[[Element], None]) -> None:
         self._elements.append((selector, handler))
@@ -52,10 +56,12 @@ class Rewriter:
         """Text inside elements matching `selector` comes to text handlers with `mark`."""
         self._marks.append((selector, mark))
 
-    def on_text(self, handler: TextHandler) -> None:
-        """Called for every piece of text, in document order. Costs a Python call per
-        text node: register it only when there is something to look for."""
+    def on_text(self, handler: TextHandler, skip: str | None = None) -> None:
+        """Called for every text node, in document order. Costs a Python call per text
+        chunk: register it only when there is something to look for. Text marked `skip`
+        is passed on as it comes, without joining its chunks."""
         self._text.append(handler)
+        self._skip = skip
 
     def on_comment(self, handler: Callable[[str], None]) -> None:
         self._comment.append(handler)
@@ -65,23 +71,46 @@ class Rewriter:
         self._end.append(handler)
 
     def run(self, body: bytes) -> bytes:
-        """Rewrite a UTF-8 document. Raises EngineError if lol-html fails."""
-        out: list[bytes] = []
-        rw = lolhtml.HTMLRewriter(out.append)
+        """Rewrite a whole UTF-8 document. Raises EngineError if lol-html fails."""
+        return self.write(body) + self.close()
+
+    def write(self, chunk: bytes) -> bytes:
+        """Rewrite the next piece of a UTF-8 document; what lol-html produced so far."""
+        if self._rw is None:
+            self._rw = self._open()
+        try:
+            self._rw.write(chunk)
+        except Exception as e:  # the bindings raise RuntimeError and friends
+            raise EngineError(f"lol-html could not rewrite the document: {e}") from e
+        return self._take()
+
+    def close(self) -> bytes:
+        """The end of the document: what remains."""
+        if self._rw is None:
+            self._rw = self._open()
+        try:
+            self._rw.end()
+        except Exception as e:
+            raise EngineError(f"lol-html could not rewrite the document: {e}") from e
+        self._rw = None  # nothing of lol-html outlives the document
+        return self._take()
+
+    def _take(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _open(self) -> lolhtml.HTMLRewriter:
+        rw = lolhtml.HTMLRewriter(self._out.append)
         marks: set[str] = set()  # filled by the mark handlers, read by the text handler
         for selector, mark in self._marks:
             rw.on(selector, _MarkHandler(marks, mark))
         for selector, handler in self._elements:
             rw.on(selector, _ElementHandler(handler))
-        document = _document_handler(marks, self._text, self._comment, self._end)
+        document = _document_handler(marks, self._text, self._comment, self._end, self._skip)
         if document is not None:
             rw.on_document(document)
-        try:
-            rw.write(body)
-            rw.end()
-        except Exception as e:  # the bindings raise RuntimeError and friends
-            raise EngineError(f"lol-html could not rewrite the document: {e}") from e
-        return b"".join(out)
+        return rw
 
 
 class EngineError(Exception):
@@ -103,22 +132,38 @@ class _ElementHandler:
         self.element = handler
 
 
-def _document_handler(marks: set[str], text: list[TextHandler], comment: list, end: list):
+def _document_handler(marks: set[str], text: list[TextHandler], comment: list, end: list,
+                      skip: str | None = None):
     """A handler with only the methods needed: lol-html calls Python for each one it has."""
     methods: dict[str, Callable] = {}
     if text:
+        pending: list[str] = []  # earlier chunks of the current text node, held back
+
         def on_text(chunk) -> None:
             t = chunk.text
-            if not t:  # the empty chunk that ends a text node
-                marks.clear()
+            if skip is not None and skip in marks and not pending:
+                if chunk.last_in_text_node:
+                    marks.clear()
+                return  # passed on as it comes
+            if not chunk.last_in_text_node:
+                if t:  # held back until the node is whole, then written again in one piece
+                    pending.append(t)
+                    chunk.remove()
                 return
+            whole = "".join(pending) + t if pending else t
+            held = bool(pending)
+            pending.clear()
             new = None
-            for handler in text:
-                out = handler(t if new is None else new, marks)
-                if out is not None:
-                    new = out
+            if whole:
+                for handler in text:
+                    out = handler(whole if new is None else new, marks)
+                    if out is not None:
+                        new = out
+            marks.clear()
             if new is not None:
                 chunk.replace(new, HTML)
+            elif held:
+                chunk.replace(whole, HTML)
 
         methods["text"] = on_text
     if comment:

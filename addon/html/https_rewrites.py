@@ -48,7 +48,7 @@ class HttpsRewrites:
         self.urls = 0
         self.own_host = 0  # of those, links to the page's own host
 
-    def install(self, rw: Rewriter, page: bytes) -> None:
+    def install(self, rw: Rewriter, page: bytes | None) -> None:
         # Attribute selectors are case-sensitive in lol-html: these three spellings cover
         # what pages use; only elements that carry an http:// URL call into Python.
         for kind, table in (("active", ACTIVE), ("passive", PASSIVE), ("link", LINKS)):

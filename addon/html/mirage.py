@@ -25,7 +25,7 @@ class Mirage:
     def __init__(self) -> None:
         self.images = 0
 
-    def install(self, rw: Rewriter, page: bytes) -> None:
+    def install(self, rw: Rewriter, page: bytes | None) -> None:
         rw.on_element("img[src]", self._image)
 
     def counts(self) -> dict[str, int]:

@@ -43,7 +43,7 @@ class RocketLoader:
         self.scripts = 0
         self.opted_out = 0
 
-    def install(self, rw: Rewriter, page: bytes) -> None:
+    def install(self, rw: Rewriter, page: bytes | None) -> None:
         rw.on_element("script", self._script)
 
     def counts(self) -> dict[str, int]:

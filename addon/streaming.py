@@ -1,0 +1,95 @@
+"""A response body as it passes the edge in pieces (mitmproxy's `stream` callable): decoded,
+rewritten and encoded piece by piece, or passed on untouched, and counted.
+
+The decision was made on the headers (pipeline.on_response with `streaming`); this only
+carries it out. Every piece the origin sends gives the visitor what it produced at once
+(the encoders flush), so an event stream's events and a slow body's first bytes arrive as
+they leave the origin. Decoding goes in bounded steps, so a decompression bomb costs time,
+not memory. A copy of the origin's bytes is kept for the edge cache, up to `keep` bytes.
+"""
+
+from __future__ import annotations
+
+from addon import codings
+from addon import html
+
+
+class BodyStream:
+    def __init__(self, source: str = "identity", target: str = "identity",
+                 rewrite: html.StreamRewrite | None = None, keep: int = 0,
+                 transform: bool = True) -> None:
+        self.transform = transform and (source != target or rewrite is not None)
+        self.decoder = codings.StreamDecoder(source) if self.transform else None
+        self.encoder = codings.StreamEncoder(target) if self.transform else None
+        self.rewrite = rewrite
+        self.keep = keep
+        self.copy: bytearray | None = bytearray() if keep > 0 else None
+        self.bytes_in = 0  # from the origin
+        self.bytes_out = 0  # to the visitor
+        self.error = ""  # why the stream was cut short (a body that did not decode)
+        self.ended = False  # the origin's body ended (the last call came)
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        """mitmproxy calls this with each piece, and once with b"" at the end. An empty
+        list, never b"", when a piece produces nothing: b"" would end an HTTP/1.1 body."""
+        if not chunk:
+            return self._end()
+        self.bytes_in += len(chunk)
+        if self.copy is not None:
+            if len(self.copy) + len(chunk) <= self.keep:
+                self.copy += chunk
+            else:
+                self.copy = None  # larger than may be stored: not kept at all
+        if not self.transform:
+            self.bytes_out += len(chunk)
+            return [chunk]
+        if self.error:
+            return []  # the coding broke: nothing more can be made of it
+        try:
+            out = self._through(self.decoder.feed(chunk))
+            out.append(self.encoder.flush())
+        except (codings.DecodeError, html.RewriteError) as e:
+            self.error = str(e)
+            return []
+        return self._count(out)
+
+    def _end(self) -> list[bytes]:
+        if self.ended:
+            return []
+        self.ended = True
+        if not self.transform or self.error:
+            return []
+        try:
+            self.decoder.end()
+            out = self._through(())
+            if self.rewrite is not None:
+                out.append(self.encoder.feed(self.rewrite.end()))
+            out.append(self.encoder.finish())
+        except (codings.DecodeError, html.RewriteError) as e:
+            self.error = str(e)
+            return []
+        return self._count(out)
+
+    def _through(self, pieces) -> list[bytes]:
+        out = []
+        for piece in pieces:
+            if self.rewrite is not None:
+                piece = self.rewrite.feed(bytes(piece))
+            if piece:
+                out.append(self.encoder.feed(piece))
+        return out
+
+    def _count(self, out: list[bytes]) -> list[bytes]:
+        data = b"".join(out)  # one piece on the wire for each piece from the origin
+        self.bytes_out += len(data)
+        return [data] if data else []
+
+    @property
+    def stored(self) -> bytes | None:
+        """The origin's whole body, when it ended whole and small enough to keep."""
+        if self.copy is None or not self.ended:
+            return None
+        return bytes(self.copy)
+
+    def features(self) -> dict[str, dict[str, int]]:
+        return self.rewrite.counts() if self.rewrite is not None else {}
