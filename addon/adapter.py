@@ -400,6 +400,8 @@ class CloudflareEdge:
                     self.filling[lk.key] = asyncio.Event()
                 break
             waited = True
+            logger.debug("cf_edge: %s waits until the request filling %s is done",
+                         wire_text(flow.request.pretty_url), lk.key)
             try:
                 await asyncio.wait_for(event.wait(), LOCK_TIMEOUT)
             except TimeoutError:

@@ -31,6 +31,7 @@ from addon.rules import Phase
 from addon.rules import compile_expression
 from addon.rulesfile import parse_rules
 from tests.loopback import Client
+from tests.loopback import Gated
 from tests.loopback import Route
 from tests.loopback import response
 from tests.mitm import MITMDUMP
@@ -64,6 +65,33 @@ def html(size: int) -> bytes:
     return b"".join(out)[:size]
 
 
+GIG = int(os.environ.get("BENCH_GIG", str(1 << 30)))  # the streamed body's size
+EVENTS, EVENT_GAP = 20, 0.1  # server-sent events, one every 0.1 s
+
+
+def text_stream(size: int, piece: int = 64 * 1024):
+    """`size` bytes of HTML-like text, made piece by piece (never held whole)."""
+    block = html(16 * piece)
+    sent = 0
+    while sent < size:
+        for start in range(0, len(block), piece):
+            part = block[start:start + piece][: size - sent]
+            if not part:
+                return
+            yield part
+            sent += len(part)
+
+
+def paced_events(count: int, gap: float):
+    """Chunked event-stream parts, each stamped with the time it leaves the origin."""
+    for i in range(count):
+        if i:
+            time.sleep(gap)  # the origin's own pace, in its own process
+        event = b"id: %d\ndata: %.6f\n\n" % (i, time.time())
+        yield b"%x\r\n%s\r\n" % (len(event), event)
+    yield b"0\r\n\r\n"
+
+
 def bomb_gzip(decoded: int) -> bytes:
     c = zlib.compressobj(9, zlib.DEFLATED, 31)
     zeros = bytes(MiB)
@@ -85,6 +113,14 @@ def routes() -> dict[bytes, Route]:
         return Route(response(200, headers, body))
 
     return {
+        b"/gig.txt": lambda target, head: Gated(  # a new one per request: made as it goes
+            response(200, [(b"Content-Type", b"text/plain")], b"", length=False)[:-2]
+            + b"Content-Length: %d\r\n\r\n" % GIG, text_stream(GIG), gated=False),
+        b"/events": lambda target, head: Gated(
+            response(200, [(b"Content-Type", b"text/event-stream"),
+                           (b"Cache-Control", b"no-cache")], b"", length=False)[:-2]
+            + b"Transfer-Encoding: chunked\r\n\r\n", paced_events(EVENTS, EVENT_GAP),
+            gated=False),
         # cached by extension (facts 6.1): HITs once the edge cache holds them
         b"/style.css": ok(b"text/css", css, b"br"),
         b"/logo.png": ok(b"image/png", png),
@@ -354,6 +390,78 @@ def memory(tmp: Path, origin: int) -> dict:
     return out
 
 
+async def _stream_fetch(port: int, target: bytes, accept: bytes | None) -> tuple[float, float]:
+    """Fetch a large body, reading it as it comes: (seconds to the first body byte, seconds
+    in all)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if accept:
+        head += b"Accept-Encoding: " + accept + b"\r\n"
+    start = time.perf_counter()
+    writer.write(head + b"\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    first = None
+    while await reader.read(1 << 20):
+        if first is None:
+            first = time.perf_counter() - start
+    writer.close()
+    return first or 0.0, time.perf_counter() - start
+
+
+def streaming(tmp: Path, origin: int) -> dict:
+    """A 1 GiB identity body to a Brotli visitor, streamed through the edge: peak memory
+    (bare mitmdump buffers it whole), the first byte, and the time against a direct
+    streaming Brotli encode of the same bytes plus bare mitmdump streaming them. Then
+    server-sent events: how much later each reaches the visitor than through bare
+    mitmdump with streaming on."""
+    out: dict = {"gig_mib": GIG // MiB}
+    out["bare_buffered_mib"] = round(peak_memory(tmp, origin, b"/gig.txt", b"br", None) / MiB)
+    out["edge_mib"] = round(peak_memory(tmp, origin, b"/gig.txt", b"br", RULES) / MiB, 1)
+    with Mitmdump(tmp / "st-bare", None, "--set", "stream_large_bodies=1m",
+                  reverse_to=origin, cpus=PROXY_CPUS) as p:
+        _, bare_s = asyncio.run(_stream_fetch(p.port, b"/gig.txt", b"br"))
+    with Mitmdump(tmp / "st-edge", RULES, reverse_to=origin, cpus=PROXY_CPUS) as p:
+        first_s, edge_s = asyncio.run(_stream_fetch(p.port, b"/gig.txt", b"br"))
+    start = time.perf_counter()
+    encoder = codings.StreamEncoder("br")
+    for part in text_stream(GIG):
+        encoder.feed(part)
+    encoder.finish()
+    direct_s = time.perf_counter() - start
+    out.update(first_byte_s=round(first_s, 3), edge_s=round(edge_s, 2),
+               bare_s=round(bare_s, 2), direct_s=round(direct_s, 2),
+               ratio=round(edge_s / (bare_s + direct_s), 3))
+    lateness = {}
+    for name, rules, extra in (("bare", None, ("--set", "stream_large_bodies=1")),
+                               ("edge", RULES, ())):
+        with Mitmdump(tmp / f"sse-{name}", rules, *extra, reverse_to=origin,
+                      cpus=PROXY_CPUS) as p:
+            lateness[name] = asyncio.run(_events(p.port))
+    out["sse_bare_ms"] = round(1000 * max(lateness["bare"]), 1)
+    out["sse_edge_ms"] = round(1000 * max(lateness["edge"]), 1)
+    out["sse_added_ms"] = round(1000 * max(e - b for e, b in zip(lateness["edge"],
+                                                                  lateness["bare"],
+                                                                  strict=True)), 1)
+    return out
+
+
+async def _events(port: int) -> list[float]:
+    """Each event's delay from leaving the origin to reaching the visitor (s)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip, br\r\n"
+                 b"Connection: close\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    delays, buf = [], b""
+    while len(delays) < EVENTS:
+        buf += await reader.read(65536)
+        while b"\n\n" in buf:
+            event, buf = buf.split(b"\n\n", 1)
+            sent = float(event.rsplit(b"data: ", 1)[1])
+            delays.append(time.time() - sent)
+    writer.close()
+    return delays
+
+
 def replay(tmp: Path, flows: int = 10_000) -> dict:
     from mitmproxy import http
     from mitmproxy import io as mio
@@ -494,6 +602,18 @@ def table(r: dict) -> str:
         else:
             rows.append((f"peak memory above idle, {name} (MiB)", "", f"{m['edge_mib']}", "",
                          "<= 512"))
+    st = r.get("streaming")
+    if st:
+        rows.append((f"stream {st['gig_mib']} MiB identity to a br visitor: peak memory above "
+                     "idle (MiB; baseline: bare mitmdump buffering)", f"{st['bare_buffered_mib']}",
+                     f"{st['edge_mib']}", "", "<= 64"))
+        rows.append(("  the same, first byte (s)", "", f"{st['first_byte_s']}", "", "<= 0.5"))
+        rows.append(("  the same, total (s; baseline: bare mitmdump streaming + direct "
+                     "streaming br encode)", f"{st['bare_s']} + {st['direct_s']}",
+                     f"{st['edge_s']}", f"{st['ratio']:.3f}", "<= 1.2"))
+        rows.append(("server-sent events: latest event, origin to visitor (ms; baseline: bare "
+                     "mitmdump streaming)", f"{st['sse_bare_ms']}", f"{st['sse_edge_ms']}",
+                     f"+{st['sse_added_ms']} ms", "<= +50 ms"))
     rp = r["replay"]
     rows.append((f"replay {rp['flows']} flows with -nr (s)", f"{rp['bare_s']}", f"{rp['edge_s']}",
                  f"{rp['ratio']:.3f}", "-"))
@@ -522,8 +642,8 @@ def machine() -> str:
             f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
-SECTIONS = ("throughput", "transcode_cost", "html_rewrite", "latency", "memory", "replay",
-            "rules_language")
+SECTIONS = ("throughput", "transcode_cost", "html_rewrite", "latency", "memory", "streaming",
+            "replay", "rules_language")
 
 
 def main() -> None:
@@ -551,6 +671,8 @@ def main() -> None:
                 results["latency"] = latency(tmp, origin.port)
             if "memory" in only:
                 results["memory"] = memory(tmp, origin.port)
+            if "streaming" in only:
+                results["streaming"] = streaming(tmp, origin.port)
             if "replay" in only:
                 results["replay"] = replay(tmp)
             if "rules_language" in only:

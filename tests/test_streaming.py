@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import re
 import socket
+import threading
 import zlib
 from pathlib import Path
 
@@ -346,5 +347,37 @@ def test_an_http_1_0_visitor_gets_a_streamed_re_encoded_body_ended_by_close(tmp_
             assert b"transfer-encoding" not in r.headers
             assert b"content-length" not in r.headers
             assert brotli.decompress(r.rest()) == css
+    finally:
+        origin.stop()
+
+
+def test_a_request_for_an_object_being_filled_waits_for_the_stream_then_hits(tmp_path):
+    """Request collapsing (facts 6.17): a second visitor does not go to the origin while
+    the first one's response streams into the cache; it waits for the fill to end and is
+    served the stored object (it is not streamed the first fill's bytes as they come)."""
+    css = b".x { color: red } /* filled by a stream */\n" * 2000
+    fill = Gated(_head((b"Content-Type", b"text/css"), (b"Content-Length", b"%d" % len(css))),
+                 [css[:40000], css[40000:]])
+    origin = Origin({b"/shared.css": fill})
+    try:
+        with Mitmdump(tmp_path, RULES, "--set", "cf_stream=16k", "--set",
+                      "termlog_verbosity=debug", reverse_to=origin.port) as m:
+            first = Reader(m.port, b"/shared.css")
+            assert first.headers[b"cf-cache-status"] == b"MISS"
+            first.until(lambda body: len(body) >= 40000)  # the fill is under way
+            second = [None]
+
+            def ask() -> None:
+                second[0] = Reader(m.port, b"/shared.css")
+
+            waiting = threading.Thread(target=ask)
+            waiting.start()
+            m.wait_for(r"/shared\.css waits until the request filling .*shared\.css is done")
+            assert len(origin.seen) == 1
+            fill.release()
+            assert first.rest() == css
+            waiting.join(30)
+            assert second[0].headers[b"cf-cache-status"] == b"HIT"
+            assert second[0].rest() == css and len(origin.seen) == 1
     finally:
         origin.stop()
