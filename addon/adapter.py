@@ -50,7 +50,7 @@ from addon.rules.fields import media_type
 from addon.rulesfile import RulesFileError
 from addon.rulesfile import load_rules
 from addon.stream_switch import LateStream
-from addon.streaming import BodyStream
+from addon.streaming import Threaded
 from addon.zone import Zone
 
 logger = logging.getLogger("cf_edge")
@@ -65,7 +65,7 @@ RELOAD_INTERVAL = 1.0
 DEFAULT_DECODE_LIMIT = "256m"
 EVENTLOG_CHOICES = ("changes", "all", "off")
 DEFAULT_CACHE_SIZE = "256m"
-DEFAULT_STREAM = "1m"
+DEFAULT_STREAM = "16m"
 BACKGROUND = "cf_edge_revalidation"  # metadata of the edge's own background requests
 REFETCH = "cf_edge_refetch"  # metadata of the edge's second request for a full response
 REFETCH_TIMEOUT = 130.0  # Cloudflare's proxy read timeout (120 s) and a connect
@@ -504,7 +504,7 @@ class CloudflareEdge:
             plan = pipeline.on_response(zone, state, facts)
         else:
             plan = pipeline.deliver(zone, state, served, rules)
-        body = pipeline.stream_body(plan, keep)
+        body = Threaded(pipeline.stream_body(plan, keep))
         plan = pipeline.finish(plan, state)
         if self.trace:
             plan = pipeline.with_trace(plan, state)
@@ -525,6 +525,8 @@ class CloudflareEdge:
         state = self.states.pop(flow.id, None)
         lk = self.lookups.pop(flow.id, None)
         zone = self.zone
+        if cut:
+            st.body.close()
         try:
             if state is None or zone is None:
                 return
@@ -1033,7 +1035,7 @@ class Streaming:
     final: egress.Final  # the headers that went out
     served: cache.Served | None
     facts: ResponseFacts  # the origin's status and headers
-    body: BodyStream
+    body: Threaded
     why: str  # why it streams
     strip: tuple[bytes, ...]  # headers Cache Response Rules strip before storing
 

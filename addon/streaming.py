@@ -10,6 +10,10 @@ not memory. A copy of the origin's bytes is kept for the edge cache, up to `keep
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+
 from addon import codings
 from addon import html
 
@@ -106,3 +110,69 @@ class BodyStream:
 
     def features(self) -> dict[str, dict[str, int]]:
         return self.rewrite.counts() if self.rewrite is not None else {}
+
+
+# the first bytes of a stream are worked on where they arrive, so that the visitor gets
+# them at once (a body that starts and then pauses); past this, a heavy piece goes to the
+# stream's thread
+THREAD_AFTER = 256 * 1024
+
+
+class Threaded:
+    """A body stream whose heavy pieces are worked on in a thread of their own, so that
+    the event loop (every other flow of the proxy) does not wait for a large re-code.
+
+    mitmproxy calls a stream callable on its event loop and sends what it returns at once.
+    Past the first THREAD_AFTER bytes, pieces of at least PAUSE_BELOW bytes go to the
+    stream's worker thread, and what the worker has finished goes out with the next call; a
+    smaller piece (the origin paused, an event ended) and the end first wait for the worker,
+    so nothing is held back then. (A full piece right before a pause of the origin reaches
+    the visitor with the origin's next piece.)
+    At most MAX_AHEAD pieces wait for the worker: memory stays bounded when the origin
+    sends faster than the codecs work. The codecs release the GIL, so on a second core
+    the work runs beside the event loop.
+    """
+
+    MAX_AHEAD = 8  # pieces (512 KiB from the origin) waiting for the worker, no more
+
+    def __init__(self, body: BodyStream) -> None:
+        self.body = body
+        self.worker: ThreadPoolExecutor | None = None
+        self.pending: deque[Future[list[bytes]]] = deque()
+
+    def __getattr__(self, name: str):  # the counters and the copy of the stream it wraps
+        return getattr(self.body, name)
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        if not self.body.transform or self.body.rewrite is not None:
+            # a pass-through costs nothing worth a thread; lol-html's objects may not
+            # change threads, so a page is rewritten where its rewrite began
+            return self.body(chunk)
+        if chunk and len(chunk) >= PAUSE_BELOW and self.body.bytes_in >= THREAD_AFTER:
+            if self.worker is None:
+                self.worker = ThreadPoolExecutor(1, thread_name_prefix="cf-edge-stream")
+            self.pending.append(self.worker.submit(self.body, chunk))
+            out = []
+            while self.pending and (self.pending[0].done()
+                                    or len(self.pending) > self.MAX_AHEAD):
+                out += self.pending.popleft().result()
+            return out
+        out = self._drain()
+        out += self.body(chunk)
+        if not chunk and self.worker is not None:
+            self.worker.shutdown(wait=False)
+            self.worker = None
+        return out
+
+    def _drain(self) -> list[bytes]:
+        out = []
+        while self.pending:
+            out += self.pending.popleft().result()
+        return out
+
+    def close(self) -> None:
+        """The stream was cut: let the worker go."""
+        if self.worker is not None:
+            self.worker.shutdown(wait=False, cancel_futures=True)
+            self.worker = None
+        self.pending.clear()

@@ -18,6 +18,7 @@ from addon import pipeline
 from addon.facts import RequestFacts
 from addon.facts import ResponseFacts
 from addon.streaming import BodyStream
+from addon.streaming import Threaded
 from tests import oracle
 from tests.edge_helpers import zone
 from tests.test_html import PAGE
@@ -149,3 +150,27 @@ def test_a_streamed_page_in_another_charset_is_not_rewritten():
     assert "streamed page in iso-8859-1 is not rewritten" in " ".join(plan.notes)
     utf8 = _decide([(b"Content-Type", b"text/html; charset=UTF-8")])
     assert utf8.decision.action == "rewrite" and utf8.recode.html is not None
+
+
+@PROPERTY
+@given(st.sampled_from(["identity", "gzip", "br"]), st.sampled_from(["br", "gzip", "identity"]),
+       st.lists(st.integers(0, 400000), max_size=10))
+def test_a_threaded_stream_gives_the_same_bytes_in_the_same_order(source, target, cuts):
+    body = b"The quick brown fox jumps over the lazy dog. " * 8000
+    raw = codings.encode(body, source)
+    threaded = Threaded(BodyStream(source, target))
+    out = b"".join(b"".join(threaded(part)) for part in _split(raw, cuts) if part)
+    out += b"".join(threaded(b""))
+    assert oracle.decode(out, [] if target == "identity" else [target]) == body
+    assert threaded.bytes_in == len(raw) and threaded.bytes_out == len(out)
+    assert threaded.worker is None and not threaded.pending
+
+
+def test_a_small_piece_after_big_ones_hands_over_everything_so_far():
+    body = b"x" * 600_000 + b"the end of a burst\n"
+    threaded = Threaded(BodyStream("identity", "gzip"))
+    sent = b"".join(b"".join(threaded(body[i:i + 65536])) for i in range(0, 589824, 65536))
+    assert threaded.pending or threaded.worker is not None  # the worker had pieces
+    sent += b"".join(threaded(body[589824:]))  # smaller than a full read: a pause
+    so_far = codings.StreamDecoder("gzip")
+    assert b"".join(so_far.feed(sent)) == body  # nothing is left with the worker
