@@ -133,7 +133,7 @@ class Threaded:
     the work runs beside the event loop.
     """
 
-    MAX_AHEAD = 8  # pieces (512 KiB from the origin) waiting for the worker, no more
+    MAX_AHEAD = 64  # pieces (4 MiB from the origin) waiting for the worker, no more
 
     def __init__(self, body: BodyStream) -> None:
         self.body = body
