@@ -337,6 +337,8 @@ class CloudflareEdge:
             try:
                 served = cache.serve_stored(lk, _now(flow))
                 response = stored_response(served.response, flow)
+                if self.store is not None:
+                    self.store.hit()
             except Exception:
                 logger.exception("cf_edge: serving from cache failed; sent to the origin: %s",
                                  wire_text(flow.request.pretty_url))
@@ -874,7 +876,7 @@ class CloudflareEdge:
         first = self.zone is None
         self.zone, self.rules_path = zone, path
         self.rules_mtime = _mtime(path)
-        count = len(zone.configuration_rules) + len(zone.cache_rules) + len(zone.compression_rules)
+        count = zone.rule_count
         logger.info("cf_edge: %s %s: plan %s, %d rule(s)", "loaded" if first else "reloaded",
                     path, zone.plan, count)
         if zone.not_emulated:

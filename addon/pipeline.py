@@ -506,6 +506,7 @@ def exchange(zone: Zone, store: cache.Store, request: RequestFacts,
 
     if lk.origin is None:
         served = cache.serve_stored(lk, now)
+        store.hit()
         if lk.background is not None:  # stale-while-revalidate, answered at once here
             answer = ask(lk.background)
             strip, _ = cache_response_rules(zone, state, answer)

@@ -206,7 +206,7 @@ class _Loader:
         values = {
             k: self.value(v, f"{where}.{k}", RULE_KEYS[k])
             for k, v in keys.items()
-            if RULE_KEYS[k] != MAP
+            if RULE_KEYS[k] != MAP and k != "expression"
         }
         phase_name, action = RULESETS[section]
         if "action" in values and values["action"] != action:
@@ -237,7 +237,11 @@ class _Loader:
         )
 
     def expression(self, node: yaml.Node, key: str, phase: Phase):
-        source = self.value(node, key, STR)
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            # `expression: true` unquoted is YAML's boolean: the expression it spells
+            source = "true" if self.construct(node, key) else "false"
+        else:
+            source = self.value(node, key, STR)
         try:
             return compile_expression(source, phase)
         except ExpressionError as e:

@@ -74,6 +74,11 @@ class Zone:
     # hosts known to serve HTTPS, for Automatic HTTPS Rewrites; empty: the request's host
     https_hosts: tuple[str, ...] = ()
 
+    @property
+    def rule_count(self) -> int:
+        """Rules in every ruleset, enabled or not."""
+        return sum(len(getattr(self, section)) for section in RULESETS)
+
     def matching(self, section: str, env: FieldValues) -> list[Rule]:
         """Enabled rules of a section whose expression matches, in file order."""
         return [r for r in getattr(self, section) if r.enabled and r.expression.matches(env)]

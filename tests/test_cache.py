@@ -406,6 +406,32 @@ def test_expiry_revalidated_with_stored_validators_and_replaced_on_200():
     assert edge.get().served.status == "HIT"
 
 
+def test_a_304_that_forbids_storing_removes_the_object_instead_of_keeping_it():
+    origin = Origin(headers=[(b"Content-Type", b"text/css"), (b"ETag", b'"v1"'),
+                             (b"Cache-Control", b"max-age=60")])
+    edge = Edge(origin=origin)
+    edge.get()
+    edge.now += 61
+    origin.headers[2] = (b"Cache-Control", b"no-store")  # the 304 updates the headers
+    plan = edge.get()
+    assert plan.served.status == "REVALIDATED" and plan.decision.encoding_out == "br"
+    assert "removed from the cache" in plan.served.reason
+    assert edge.store.stats()["objects"] == 0
+    seen = len(origin.seen)
+    assert edge.get().served.status == "BYPASS" and len(origin.seen) == seen + 1
+
+
+def test_serving_a_hit_leaves_the_stored_object_alone_and_counts_the_hit():
+    edge = Edge()
+    edge.get()
+    (obj,) = edge.store.objects.values()
+    before = dict(vars(obj))
+    edge.now += 1
+    assert edge.get().served.status == "HIT" and edge.get().served.status == "HIT"
+    assert vars(obj) == before
+    assert edge.store.stats()["hits"] == 2
+
+
 def test_invalid_validators_are_not_used_to_revalidate():
     origin = Origin(headers=[(b"Content-Type", b"text/css"), (b"ETag", b"v1-unquoted"),
                              (b"Last-Modified", b"1415000000"), (b"Cache-Control", b"max-age=1")])

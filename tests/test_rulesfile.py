@@ -131,3 +131,31 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.yaml").write_text("")
     with pytest.raises(RulesFileError, match="empty"):
         load_rules(tmp_path / "empty.yaml")
+
+
+@pytest.mark.parametrize(("written", "matches"), [("true", True), ("false", False),
+                                                 ("'true'", True), ("True", True)])
+def test_an_unquoted_true_is_the_expression_true(written, matches):
+    """The hint for a missing expression says to write `true`; YAML reads that as a
+    boolean, which must mean the expression it spells."""
+    from addon.facts import RequestFacts
+    from addon.rules import FieldValues
+    z = parse_rules(f"plan: pro\ncache_rules:\n  - expression: {written}\n"
+                    "    action_parameters: {cache: true}\n")
+    assert z.cache_rules[0].expression.matches(FieldValues(RequestFacts())) is matches
+
+
+def test_an_expression_that_is_a_number_is_still_an_error():
+    with pytest.raises(RulesFileError, match=r"zone.yaml:3:17: cache_rules\[1\].expression: "
+                       "must be a string"):
+        parse_rules("plan: pro\ncache_rules:\n  - expression: 42\n"
+                    "    action_parameters: {cache: true}\n", "zone.yaml")
+
+
+def test_the_rule_count_includes_every_ruleset():
+    one = "  - expression: 'true'\n    action_parameters: {%s}\n"
+    z = parse_rules("plan: pro\nconfiguration_rules:\n" + one % "rocket_loader: on"
+                    + "cache_rules:\n" + one % "cache: true"
+                    + "compression_rules:\n" + one % "algorithms: [{name: gzip}]"
+                    + "cache_response_rules:\n" + one % "strip_etags: true")
+    assert z.rule_count == 4

@@ -119,7 +119,6 @@ def revalidation_headers(obj: CachedObject) -> tuple[tuple[bytes, bytes], ...]:
 def serve_stored(lk: Lookup, now: float) -> Served:
     """HIT and UPDATING: the stored object, without asking the origin."""
     assert lk.obj is not None
-    lk.obj.hits += 1
     return _from_object(lk.status, lk.obj, lk.reason, now)
 
 
@@ -267,15 +266,19 @@ def _revalidated(store: Store, lk: Lookup, obj: CachedObject, request: RequestFa
                     k.lower() in skip) + tuple(
         (k, v) for k, v in response.headers if k.lower() not in skip)
     fr = freshness(lk.settings, plan, request.headers, obj.status, headers, len(obj.body), now)
-    ttl = fr.ttl if fr.store else 0
-    fresh = CachedObject(obj.key, obj.url, obj.status, headers, obj.body, now, ttl,
-                         fr.stale_while_revalidate, fr.stale_on_error,
-                         obj.generated_last_modified, obj.hits + 1)
-    store.put(fresh)
-    served = _from_object("REVALIDATED", fresh, "expired; the origin answered 304 to the "
-                          "edge's revalidation, so the stored object was served (facts 2.4.2, "
-                          "2.4.3)", now)
-    return replace(served, age=None)  # no Age on REVALIDATED (facts 6.14, newer reading)
+    fresh = CachedObject(obj.key, obj.url, obj.status, headers, obj.body, now,
+                         fr.ttl if fr.store else 0, fr.stale_while_revalidate,
+                         fr.stale_on_error, obj.generated_last_modified)
+    reason = ("expired; the origin answered 304 to the edge's revalidation, so the stored "
+              "object was served (facts 2.4.2, 2.4.3)")
+    if fr.store:
+        store.put(fresh)
+    else:  # the updated headers forbid keeping it: served this once, then gone
+        store.remove(obj.key)
+        reason += f", and removed from the cache: {fr.reason}"
+    served = _from_object("REVALIDATED", fresh, reason, now)
+    # no Age on REVALIDATED (facts 6.14, newer reading)
+    return replace(served, age=None, stored=fr.store)
 
 
 def _from_object(status: str, obj: CachedObject, reason: str, now: float) -> Served:

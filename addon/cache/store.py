@@ -28,7 +28,6 @@ class CachedObject:
     stale_on_error: bool = True
     # Smart Edge Revalidation: the time it was cached, for an object without validators
     generated_last_modified: bytes | None = None
-    hits: int = 0
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -49,13 +48,17 @@ class Store:
         self.capacity = capacity
         self.objects: OrderedDict[str, CachedObject] = OrderedDict()
         self.bytes = 0
-        self.counts = {"stored": 0, "evicted": 0, "purged": 0, "too_large": 0}
+        self.counts = {"hits": 0, "stored": 0, "evicted": 0, "purged": 0, "too_large": 0}
 
     def get(self, key: str) -> CachedObject | None:
         obj = self.objects.get(key)
         if obj is not None:
             self.objects.move_to_end(key)
         return obj
+
+    def hit(self) -> None:
+        """A visitor was served a stored object without the origin (HIT, UPDATING)."""
+        self.counts["hits"] += 1
 
     def put(self, obj: CachedObject) -> bool:
         """Store `obj`, evicting the least recently used; False if it cannot fit at all."""
