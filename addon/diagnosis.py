@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from functools import lru_cache
 
-from addon.cache.conditional import if_none_match
-from addon.cache.conditional import parse_http_date
-from addon.etag import parse_etag
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import header_index
-from addon.facts import header_values
-from addon.facts import wire_text
+from addon.http.conditional import if_none_match
+from addon.http.conditional import parse_http_date
+from addon.http.etag import parse_etag
+from addon.http.headers import header_index
+from addon.http.headers import header_values
+from addon.http.headers import wire_text
+from addon.http.messages import Request
+from addon.http.messages import Response
 
 REMEMBERED_URLS = 10_000  # the encodings check looks this far back
 Index = dict[bytes, list[bytes]]  # facts.header_index: lower-case name -> values
@@ -164,7 +164,7 @@ class OriginDiagnosis:
         # cache key -> revalidations in a row that brought the same ETag back in full
         self.lost: OrderedDict[str, int] = OrderedDict()
 
-    def check(self, request: RequestFacts, response: ResponseFacts,
+    def check(self, request: Request, response: Response,
               validators_forwarded: bool = True) -> list[Finding]:
         """`request` as the visitor sent it; `validators_forwarded`: whether its
         conditionals reached the origin (not on a cacheable miss, facts 2.4.1)."""
@@ -177,7 +177,7 @@ class OriginDiagnosis:
         return [f for f in checks if f is not None]
 
     def revalidation(self, key: str, stored_etag: bytes | None, cache_status: str,
-                     response: ResponseFacts, why: str = "") -> Finding | None:
+                     response: Response, why: str = "") -> Finding | None:
         """The edge revalidated a stored object and got the full body back although its
         ETag did not change; said from the second time in a row for the same object."""
         if cache_status != "EXPIRED" or stored_etag is None or response.status != 200:
@@ -240,13 +240,13 @@ class OriginDiagnosis:
             "ETag, and send Vary: Accept-Encoding")
 
 
-def probe_finding(request: RequestFacts, response: ResponseFacts) -> Finding | None:
+def probe_finding(request: Request, response: Response) -> Finding | None:
     """What the origin's answer to a probe (cf_diagnose_probe) shows, if anything."""
     return weak_if_none_match_ignored(header_index(request.headers),
                                       header_index(response.headers), response.status)
 
 
-def probe_needed(request: RequestFacts, response: ResponseFacts,
+def probe_needed(request: Request, response: Response,
                  visitor_etag: bytes | None = b"") -> bytes | None:
     """The weakened tag to probe the origin with (cf_diagnose_probe): a 200 with a strong
     ETag to a request that did not already ask with a weak one, whose visitors get an ETag

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import brotli
 
-from addon import codings
-from addon import pipeline
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.rules import FieldValues
-from addon.rules import Phase
-from addon.rules import compile_expression
-from addon.rulesfile import parse_rules
+from addon.config.loader import parse_rules
+from addon.exchange import pipeline
+from addon.expressions import FieldValues
+from addon.expressions import Phase
+from addon.expressions import compile_expression
+from addon.http import codings
+from addon.http.messages import Request
+from addon.http.messages import Response
 from tests.loopback import Client
 from tests.loopback import Gated
 from tests.loopback import Route
@@ -234,8 +234,8 @@ def transcode_cost(size: int) -> dict:
     page = html(size)
     raw = gzip.compress(page, 6)
     zone = parse_rules(RULES)
-    state = pipeline.on_request(zone, RequestFacts(headers=((b"Accept-Encoding", b"gzip, br"),)))
-    facts = ResponseFacts(200, ((b"Content-Type", b"text/html"), (b"Content-Encoding", b"gzip"),
+    state = pipeline.on_request(zone, Request(headers=((b"Accept-Encoding", b"gzip, br"),)))
+    facts = Response(200, ((b"Content-Type", b"text/html"), (b"Content-Encoding", b"gzip"),
                                 (b"ETag", b'"v1"')), raw)
 
     def edge() -> bytes:
@@ -281,9 +281,9 @@ def html_rewrite_cost() -> dict:
     raw = gzip.compress(page, 6)
     zone = parse_rules("plan: pro\nsettings: {email_obfuscation: on, automatic_https_rewrites: "
                        "on, rocket_loader: on, mirage: on}\n")
-    state = pipeline.on_request(zone, RequestFacts(headers=((b"Accept-Encoding", b"gzip, br"),),
+    state = pipeline.on_request(zone, Request(headers=((b"Accept-Encoding", b"gzip, br"),),
                                                    host="example.com"))
-    facts = ResponseFacts(200, ((b"Content-Type", b"text/html; charset=utf-8"),
+    facts = Response(200, ((b"Content-Type", b"text/html; charset=utf-8"),
                                 (b"Content-Encoding", b"gzip"), (b"ETag", b'"v1"')), raw)
 
     def edge() -> pipeline.ResponsePlan:
@@ -502,7 +502,7 @@ def replay(tmp: Path, flows: int = 10_000) -> dict:
 
 # ---- the Rules language ---------------------------------------------------------------------
 
-REQUEST = RequestFacts(
+REQUEST = Request(
     method="GET", scheme="https", host="www.example.com", target="/static/js/app.min.js?v=3",
     headers=((b"Host", b"www.example.com"), (b"Accept-Encoding", b"gzip, br, zstd"),
              (b"User-Agent", b"Mozilla/5.0 (X11; Linux x86_64) Chrome/140"),

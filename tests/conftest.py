@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.rules import FieldValues
-from addon.rules import Phase
-from addon.rules import compile_expression
+from addon.expressions import FieldValues
+from addon.expressions import Phase
+from addon.expressions import compile_expression
+from addon.http.messages import Request
+from addon.http.messages import Response
 
-REQUEST = RequestFacts(
+REQUEST = Request(
     method="GET",
     scheme="https",
     host="www.example.com",
@@ -26,15 +26,15 @@ REQUEST = RequestFacts(
     ),
     client_ip="192.0.2.10",
 )
-RESPONSE = ResponseFacts(
+RESPONSE = Response(
     status=200,
     headers=((b"Content-Type", b"text/HTML; charset=utf-8"), (b"ETag", b'"v1"')),
     body=b"<html></html>",
 )
 
 
-def evaluate(expression: str, request: RequestFacts = REQUEST,
-             response: ResponseFacts | None = RESPONSE) -> bool:
+def evaluate(expression: str, request: Request = REQUEST,
+             response: Response | None = RESPONSE) -> bool:
     return compile_expression(expression, Phase.RESPONSE).matches(FieldValues(request, response))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from addon import codings
-from addon import pipeline
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import header
-from addon.rulesfile import parse_rules
+from addon.config.loader import parse_rules
+from addon.exchange import pipeline
+from addon.http import codings
+from addon.http.headers import header
+from addon.http.messages import Request
+from addon.http.messages import Response
 
 BODY = b"<p>Hello from the origin, hello from the origin, hello again!</p>\n" * 8
 
@@ -38,7 +38,7 @@ def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
     req_headers = [(b"Host", b"example.com")] + list(request_headers)
     if accept is not None:
         req_headers.append((b"Accept-Encoding", accept.encode()))
-    request = RequestFacts(method=method, target=path, headers=tuple(req_headers))
+    request = Request(method=method, target=path, headers=tuple(req_headers))
     state = pipeline.on_request(z, request)
     raw = codings.encode(body, origin) if origin in ("gzip", "br", "zstd") else body
     headers = [(b"Content-Type", content_type.encode()),
@@ -48,14 +48,14 @@ def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
     if etag is not None:
         headers.append((b"ETag", etag.encode()))
     headers += list(extra_headers)
-    response = ResponseFacts(status=status, headers=tuple(headers), body=raw)
+    response = Response(status=status, headers=tuple(headers), body=raw)
     plan = pipeline.on_response(z, state, response)
     if plan.recode is not None:
         plan = pipeline.recode(plan, raw, limit)
     return state, response, plan
 
 
-def delivered(response: ResponseFacts, plan) -> tuple[str, str | None, bytes]:
+def delivered(response: Response, plan) -> tuple[str, str | None, bytes]:
     """(content-encoding, etag, decoded body) the visitor ends up with."""
     if plan.body is None:
         enc = (header(response.headers, b"content-encoding") or b"identity").decode()

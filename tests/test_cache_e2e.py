@@ -14,11 +14,11 @@ from mitmproxy import http
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
-from addon import codings
-from addon.adapter import CloudflareEdge
-from addon.adapter import stored_response
 from addon.cache.store import CachedObject
-from addon.facts import ResponseFacts
+from addon.http import codings
+from addon.http.messages import Response
+from addon.mitm.adapter import CloudflareEdge
+from addon.mitm.adapter import stored_response
 from tests.edge_helpers import FEATURES_OFF
 from tests.loopback import Client
 from tests.loopback import Origin
@@ -361,7 +361,7 @@ def test_a_stored_response_is_what_mitmproxy_would_build(version):
     flow = tflow.tflow()
     flow.request.http_version = version
     fields = ((b"Content-Type", b"text/css"), (b"ETag", b'"v1"'), (b"Content-Length", b"3"))
-    built = stored_response(ResponseFacts(200, fields, b"abc"), flow)
+    built = stored_response(Response(200, fields, b"abc"), flow)
     h2 = version == "HTTP/2.0"
     reference = http.Response(version.encode(), 200, b"" if h2 else b"OK",
                               tuple((k.lower(), v) for k, v in fields) if h2 else fields,

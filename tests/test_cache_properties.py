@@ -13,14 +13,14 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from addon import cache
-from addon import pipeline
-from addon.cache import ranges
 from addon.cache.key import cache_key
 from addon.cache.store import CachedObject
 from addon.cache.store import Store
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import header
+from addon.exchange import pipeline
+from addon.http import ranges
+from addon.http.headers import header
+from addon.http.messages import Request
+from addon.http.messages import Response
 from tests.edge_helpers import zone
 
 PROPERTY = settings(max_examples=300, deadline=None,
@@ -188,16 +188,16 @@ def test_a_stored_object_is_a_hit_while_younger_than_max_age_then_revalidated(ma
     store = cache.Store(1 << 20)
     asked = []
 
-    def origin(request: RequestFacts) -> ResponseFacts:
+    def origin(request: Request) -> Response:
         asked.append(request)
         if header(request.headers, b"if-none-match") == b'"v"':
-            return ResponseFacts(304, ((b"ETag", b'"v"'),
+            return Response(304, ((b"ETag", b'"v"'),
                                        (b"Cache-Control", f"max-age={max_age}".encode())), b"")
-        return ResponseFacts(200, ((b"Content-Type", b"text/css"), (b"ETag", b'"v"'),
+        return Response(200, ((b"Content-Type", b"text/css"), (b"ETag", b'"v"'),
                                    (b"Cache-Control", f"max-age={max_age}".encode())),
                              b"a { b: c }" * 20)
 
-    request = RequestFacts(target="/s.css", headers=((b"Accept-Encoding", b"gzip"),))
+    request = Request(target="/s.css", headers=((b"Accept-Encoding", b"gzip"),))
     now = 1_700_000_000.0
     first = pipeline.exchange(z, store, request, origin, now)
     assert first.plan.served.status == "MISS"

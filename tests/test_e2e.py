@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from addon import codings
+from addon.http import codings
 from tests.mitm import MITMDUMP
 from tests.mitm import ROOT
 from tests.mitm import Mitmdump

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from addon.accept_encoding import parse_accept_encoding
-from addon.codings import DecodeError
-from addon.codings import decode
-from addon.codings import encode
-from addon.etag import parse_etag
+from addon.http.accept_encoding import parse_accept_encoding
+from addon.http.codings import DecodeError
+from addon.http.codings import decode
+from addon.http.codings import encode
+from addon.http.etag import parse_etag
 from tests.edge_helpers import BODY
 from tests.edge_helpers import RSE_ON
 from tests.edge_helpers import delivered
@@ -192,24 +192,24 @@ def test_codings_the_edge_cannot_decode_pass_through(coding):
 
 
 def test_undecodable_origin_body_passes_through():
-    from addon import pipeline
-    from addon.facts import RequestFacts
-    from addon.facts import ResponseFacts
+    from addon.exchange import pipeline
+    from addon.http.messages import Request
+    from addon.http.messages import Response
     z = zone()
-    state = pipeline.on_request(z, RequestFacts(headers=((b"Accept-Encoding", b"br"),)))
-    response = ResponseFacts(headers=((b"Content-Type", b"text/html"),
+    state = pipeline.on_request(z, Request(headers=((b"Accept-Encoding", b"br"),)))
+    response = Response(headers=((b"Content-Type", b"text/html"),
                                       (b"Content-Encoding", b"gzip")), body=b"not gzip at all")
     plan = pipeline.on_response(z, state, response)
     assert not plan.decision.changed and "could not be decoded" in plan.decision.reason
 
 
 def test_streamed_response_is_not_touched():
-    from addon import pipeline
-    from addon.facts import RequestFacts
-    from addon.facts import ResponseFacts
+    from addon.exchange import pipeline
+    from addon.http.messages import Request
+    from addon.http.messages import Response
     z = zone()
-    state = pipeline.on_request(z, RequestFacts(headers=((b"Accept-Encoding", b"br"),)))
-    plan = pipeline.on_response(z, state, ResponseFacts(headers=(), body=None, streamed=True))
+    state = pipeline.on_request(z, Request(headers=((b"Accept-Encoding", b"br"),)))
+    plan = pipeline.on_response(z, state, Response(headers=(), body=None, streamed=True))
     assert not plan.decision.changed and "streamed" in plan.decision.reason
 
 
@@ -363,8 +363,8 @@ def test_gzip_decodes_every_member_and_rejects_truncation():
 
 
 def test_the_size_probe_is_remembered_per_body_and_errors_too():
-    from addon import codings
-    from addon import pipeline
+    from addon.exchange import pipeline
+    from addon.http import codings
 
     small = codings.encode(b"x" * 10, "br")
     big = codings.encode(b"y" * 100, "br")

@@ -17,23 +17,23 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from addon import codings
-from addon import egress
-from addon import pipeline
-from addon.accept_encoding import parse_accept_encoding
-from addon.cache_control import parse_cache_control
-from addon.decision import accepted_codings
-from addon.decision import origin_coding
-from addon.etag import parse_etag
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import wire_text
-from addon.rules import ExpressionError
-from addon.rules import Phase
-from addon.rules import compile_expression
-from addon.rules.fields import media_type
-from addon.rulesfile import RulesFileError
-from addon.rulesfile import parse_rules
+from addon.compression.decision import accepted_codings
+from addon.compression.decision import origin_coding
+from addon.config.loader import RulesFileError
+from addon.config.loader import parse_rules
+from addon.exchange import egress
+from addon.exchange import pipeline
+from addon.expressions import ExpressionError
+from addon.expressions import Phase
+from addon.expressions import compile_expression
+from addon.expressions.fields import media_type
+from addon.http import codings
+from addon.http.accept_encoding import parse_accept_encoding
+from addon.http.cache_control import parse_cache_control
+from addon.http.etag import parse_etag
+from addon.http.headers import wire_text
+from addon.http.messages import Request
+from addon.http.messages import Response
 from tests import oracle
 from tests.edge_helpers import BODY
 from tests.edge_helpers import RSE_ON
@@ -48,8 +48,8 @@ PROPERTY = settings(max_examples=300, deadline=None,
 
 
 def test_non_ascii_header_bytes_go_out_exactly_as_they_came_in():
-    state = pipeline.on_request(zone(), RequestFacts(headers=((b"Accept-Encoding", b"gzip"),)))
-    response = ResponseFacts(200, ((b"Content-Type", b"text/html"), (b"ETag", b'"caf\xe9"'),
+    state = pipeline.on_request(zone(), Request(headers=((b"Accept-Encoding", b"gzip"),)))
+    response = Response(200, ((b"Content-Type", b"text/html"), (b"ETag", b'"caf\xe9"'),
                                    (b"Vary", b"X-Caf\xe9")), BODY)
     plan = pipeline.recode(pipeline.on_response(zone(), state, response), BODY, 1 << 20)
     assert plan.headers[b"etag"] == b'W/"caf\xe9"'
@@ -70,8 +70,8 @@ def test_partial_content_is_never_decoded_or_re_encoded(accept):
     for status, extra in ((206, [(b"Content-Range", b"bytes 0-%d/9999" % (len(raw) - 1))]),
                           (200, [(b"Content-Range", b"bytes 0-10/11")])):
         headers = [(b"Accept-Encoding", accept.encode())] if accept else []
-        state = pipeline.on_request(zone(), RequestFacts(headers=tuple(headers)))
-        response = ResponseFacts(status, ((b"Content-Type", b"text/html"),
+        state = pipeline.on_request(zone(), Request(headers=tuple(headers)))
+        response = Response(status, ((b"Content-Type", b"text/html"),
                                           (b"Content-Encoding", b"gzip"), (b"ETag", b'"p"'),
                                           *extra), raw)
         plan = pipeline.on_response(zone(), state, response)
@@ -82,8 +82,8 @@ def test_partial_content_is_never_decoded_or_re_encoded(accept):
 def test_non_utf8_request_target_gives_a_json_safe_record():
     import json
 
-    state = pipeline.on_request(zone(), RequestFacts(target="/caf\udce9?q=\udcff"))
-    response = ResponseFacts(200, ((b"Content-Type", b"image/png"),), b"x" * 100)
+    state = pipeline.on_request(zone(), Request(target="/caf\udce9?q=\udcff"))
+    response = Response(200, ((b"Content-Type", b"image/png"),), b"x" * 100)
     entry = pipeline.record(state, response, pipeline.on_response(zone(), state, response))
     line = json.dumps(entry, ensure_ascii=False).encode("utf-8")  # must not raise
     assert json.loads(line)["url"] == "http://example.com/caf\\xe9?q=\\xff"
@@ -246,7 +246,7 @@ def origin_responses(draw):
     if draw(st.booleans()):
         headers.append((b"Cache-Control", draw(header_bytes)))
     status = draw(st.sampled_from([200, 200, 200, 206, 304, 404, 500, 403, 204]))
-    return ResponseFacts(status, tuple(headers), raw), body, coding, mangle
+    return Response(status, tuple(headers), raw), body, coding, mangle
 
 
 @PROPERTY
@@ -256,9 +256,9 @@ def test_every_response_gets_a_decision_and_every_conversion_is_exact(z, accept,
     headers, or decodes to exactly what the origin meant with the documented ETag."""
     response, _, coding, _ = origin
     if method == "HEAD":  # mitmproxy reads no body for a HEAD
-        response = ResponseFacts(response.status, response.headers, b"")
+        response = Response(response.status, response.headers, b"")
     headers = ((b"Accept-Encoding", accept.encode("utf-8", "surrogateescape")),) if accept else ()
-    state = pipeline.on_request(z, RequestFacts(method=method, headers=headers))
+    state = pipeline.on_request(z, Request(method=method, headers=headers))
     plan = pipeline.on_response(z, state, response)
     if plan.recode is not None:
         plan = pipeline.recode(plan, response.body, 1 << 20)

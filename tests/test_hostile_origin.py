@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from addon import codings
+from addon.http import codings
 from tests import oracle
 from tests.loopback import Client
 from tests.loopback import Origin

@@ -13,14 +13,14 @@ import pytest
 
 from addon import html
 from addon import polish
+from addon.config.loader import RulesFileError
+from addon.config.loader import parse_rules
 from addon.html import cdn_cgi
 from addon.html import charset
 from addon.html.email_obfuscation import decode as cf_decode
 from addon.html.email_obfuscation import encode as cf_encode
 from addon.html.engine import Rewriter
 from addon.html.rocket_loader import opted_out
-from addon.rulesfile import RulesFileError
-from addon.rulesfile import parse_rules
 from tests.edge_helpers import RSE_ON
 from tests.edge_helpers import exchange
 from tests.edge_helpers import zone
@@ -269,7 +269,7 @@ def test_https_hosts_default_to_the_request_host_and_validate_in_the_rules_file(
     # the request's Host is example.com: its subdomains are not known to serve HTTPS
     assert plan.recode is None
     assert plan.features["automatic_https_rewrites"] == {"urls": 9, "own_host": 7}
-    from addon import codings
+    from addon.http import codings
     out = codings.decode(plan.body, "gzip")
     assert b'href="http://static.example.com/t.css"' in out
     assert b'src="https://example.com/a.js"' in out
@@ -284,13 +284,13 @@ def test_https_hosts_default_to_the_request_host_and_validate_in_the_rules_file(
 def test_a_page_over_plain_http_whose_own_links_are_upgraded_says_what_follows():
     """The browser then comes back over HTTPS, through mitmproxy's certificate."""
     from addon import cache
-    from addon import pipeline
-    from addon.facts import RequestFacts
-    from addon.facts import ResponseFacts
+    from addon.exchange import pipeline
+    from addon.http.messages import Request
+    from addon.http.messages import Response
 
-    page = ResponseFacts(200, ((b"Content-Type", b"text/html"),), AHR_PAGE.encode())
+    page = Response(200, ((b"Content-Type", b"text/html"),), AHR_PAGE.encode())
     for scheme, noted in (("http", True), ("https", False)):
-        request = RequestFacts(scheme=scheme, host="example.com", target="/p",
+        request = Request(scheme=scheme, host="example.com", target="/p",
                                headers=((b"Accept-Encoding", b"gzip"),))
         out = pipeline.exchange(zone(html_features=True), cache.Store(1 << 20), request,
                                 lambda sent: page, 0.0)
@@ -457,7 +457,7 @@ def test_an_active_feature_removes_the_etag_and_recodes_as_the_edge_chooses(acce
     assert d.encoding_out == served and d.basis == "documented"
     assert plan.headers[b"etag"] is None and plan.drop_content_length
     assert (plan.headers[b"content-encoding"] or b"identity").decode() == served
-    from addon import codings
+    from addon.http import codings
     out = codings.decode(plan.body, served).decode()
     assert cfemails(out)[0] == "alice@example.com"
     assert plan.features["email_obfuscation"] == {"addresses": 4, "mailto_links": 2}
@@ -504,7 +504,7 @@ def test_features_off_by_configuration_rule_and_under_respect_strong_etags():
 
 
 def test_the_log_record_lists_what_each_feature_changed():
-    from addon import pipeline
+    from addon.exchange import pipeline
     z = zone("  rocket_loader: on\n", html_features=True)
     state, response, plan = exchange(z, "gzip", body=PAGE.encode())
     entry = pipeline.record(state, response, plan)

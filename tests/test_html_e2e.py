@@ -12,8 +12,8 @@ from pathlib import Path
 import brotli
 import pytest
 
-from addon import codings
 from addon.html.email_obfuscation import decode as cf_decode
+from addon.http import codings
 from tests.loopback import Client
 from tests.loopback import Origin
 from tests.loopback import Route

@@ -1,4 +1,4 @@
-"""The invariant of the last phase (addon/egress.py) on every path, in the pure core.
+"""The invariant of the last phase (addon/exchange/egress.py) on every path, in the pure core.
 
 A property test drives whole exchanges (visitor, method, range, origin coding, cache state)
 through pipeline.exchange and judges what left by an independent oracle (tests/oracle.py).
@@ -14,15 +14,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from addon import cache
-from addon import codings
-from addon import egress
-from addon import pipeline
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import header
-from addon.rules import FieldValues
-from addon.rules import Phase
-from addon.rules import compile_expression
+from addon.exchange import egress
+from addon.exchange import pipeline
+from addon.expressions import FieldValues
+from addon.expressions import Phase
+from addon.expressions import compile_expression
+from addon.http import codings
+from addon.http.headers import header
+from addon.http.messages import Request
+from addon.http.messages import Response
 from tests import oracle
 from tests.edge_helpers import zone
 
@@ -48,12 +48,12 @@ class RangeOrigin:
                  etag: list[bytes], no_transform: bool) -> None:
         self.body, self.coding, self.media, self.status = body, coding, media, status
         self.etag, self.no_transform = etag, no_transform
-        self.asked: list[RequestFacts] = []
+        self.asked: list[Request] = []
 
     def encoded(self) -> bytes:
         return codings.encode(self.body, self.coding) if self.coding != "identity" else self.body
 
-    def __call__(self, request: RequestFacts) -> ResponseFacts:
+    def __call__(self, request: Request) -> Response:
         self.asked.append(request)
         raw = self.encoded()
         headers = [(b"Content-Type", self.media.encode()), (b"Cache-Control", b"max-age=600"
@@ -71,17 +71,17 @@ class RangeOrigin:
                 part = raw[start:end + 1]
                 headers.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end, len(raw))))
                 headers.append((b"Content-Length", str(len(part)).encode()))
-                return ResponseFacts(206, tuple(headers), part)
+                return Response(206, tuple(headers), part)
         headers.append((b"Content-Length", str(len(raw)).encode()))
         body = b"" if request.method == "HEAD" else raw
-        return ResponseFacts(self.status, tuple(headers), body)
+        return Response(self.status, tuple(headers), body)
 
 
-def _request(path: str, accept: str | None, method: str = "GET", extra=()) -> RequestFacts:
+def _request(path: str, accept: str | None, method: str = "GET", extra=()) -> Request:
     headers = [(b"Host", b"example.com"), *extra]
     if accept is not None:
         headers.append((b"Accept-Encoding", accept.encode()))
-    return RequestFacts(method=method, target=path, headers=tuple(headers))
+    return Request(method=method, target=path, headers=tuple(headers))
 
 
 @PROPERTY
@@ -197,13 +197,13 @@ def test_respect_strong_etags_never_serves_a_stored_zstd_to_a_visitor_without_it
     store = cache.Store(1 << 20)
     body = b"body { margin: 0 } " * 50
 
-    def negotiating(request: RequestFacts) -> ResponseFacts:  # what the visitor's AE allows
+    def negotiating(request: Request) -> Response:  # what the visitor's AE allows
         ae = header(request.headers, b"accept-encoding") or b""
         coding = "zstd" if b"zstd" in ae else "gzip" if b"gzip" in ae else "identity"
         headers = [(b"Content-Type", b"text/css"), (b"ETag", b'"z1"')]
         if coding != "identity":
             headers.append((b"Content-Encoding", coding.encode()))
-        return ResponseFacts(200, tuple(headers), codings.encode(body, coding))
+        return Response(200, tuple(headers), codings.encode(body, coding))
 
     first = pipeline.exchange(z, store, _request("/a.css", CHROME), negotiating, T0)
     assert header(first.final.headers, b"content-encoding") == b"zstd"
@@ -219,14 +219,14 @@ def test_a_304_with_a_strong_etag_does_not_update_a_stored_weak_one():
     gzip a 304): RFC 9111 4.3.4 forbids updating the stored gzip object with it."""
     z = zone()
     store = cache.Store(1 << 20)
-    calls: list[RequestFacts] = []
+    calls: list[Request] = []
 
-    def nginx(request: RequestFacts) -> ResponseFacts:
+    def nginx(request: Request) -> Response:
         calls.append(request)
         if header(request.headers, b"if-none-match") is not None:
-            return ResponseFacts(304, ((b"ETag", b'"x"'), (b"Cache-Control", b"max-age=60")),
+            return Response(304, ((b"ETag", b'"x"'), (b"Cache-Control", b"max-age=60")),
                                  b"")
-        return ResponseFacts(200, ((b"Content-Type", b"text/css"), (b"ETag", b'W/"x"'),
+        return Response(200, ((b"Content-Type", b"text/css"), (b"ETag", b'W/"x"'),
                                    (b"Content-Encoding", b"gzip"),
                                    (b"Cache-Control", b"max-age=60")),
                              codings.encode(b"a { b: c } " * 40, "gzip"))
@@ -244,11 +244,11 @@ def test_a_304_that_matches_updates_the_stored_object():
     z = zone()
     store = cache.Store(1 << 20)
 
-    def origin(request: RequestFacts) -> ResponseFacts:
+    def origin(request: Request) -> Response:
         if header(request.headers, b"if-none-match") == b'W/"x"':
-            return ResponseFacts(304, ((b"ETag", b'W/"x"'), (b"Cache-Control", b"max-age=60")),
+            return Response(304, ((b"ETag", b'W/"x"'), (b"Cache-Control", b"max-age=60")),
                                  b"")
-        return ResponseFacts(200, ((b"Content-Type", b"text/css"), (b"ETag", b'W/"x"'),
+        return Response(200, ((b"Content-Type", b"text/css"), (b"ETag", b'W/"x"'),
                                    (b"Cache-Control", b"max-age=60")), b"a { b: c } " * 40)
 
     pipeline.exchange(z, store, _request("/s.css", "gzip"), origin, T0)
@@ -260,7 +260,7 @@ def test_an_identity_body_over_the_decode_limit_is_refused_unread():
     body = b"x" * 5000
     z = zone()
     state = pipeline.on_request(z, _request("/page", "br"))
-    facts = ResponseFacts(200, ((b"Content-Type", b"text/html"),), body)
+    facts = Response(200, ((b"Content-Type", b"text/html"),), body)
     plan = pipeline.on_response(z, state, facts)
     done = pipeline.recode(plan, body, limit=1000)
     assert not done.decision.changed
@@ -270,9 +270,9 @@ def test_an_identity_body_over_the_decode_limit_is_refused_unread():
 def test_a_rule_on_http_host_works_for_a_host_that_is_not_ascii():
     expression = compile_expression('http.host eq "bücher.example"', Phase.REQUEST)
     for host in ("bücher.example", "b\udcc3\udcbccher.example"):  # str, surrogateescape
-        request = RequestFacts(host=host)
+        request = Request(host=host)
         assert expression.matches(FieldValues(request)), host
-    assert not expression.matches(FieldValues(RequestFacts(host="xn--bcher-kva.example")))
+    assert not expression.matches(FieldValues(Request(host="xn--bcher-kva.example")))
 
 
 def _final(version: str, accept: str | None, *headers: tuple[bytes, bytes],

@@ -10,7 +10,7 @@ import asyncio
 import gzip
 import os
 
-from addon import codings
+from addon.http import codings
 from tests.loopback import Client
 from tests.loopback import Origin
 from tests.loopback import Route

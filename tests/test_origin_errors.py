@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from mitmproxy import certs
 
-from addon import origin_errors
-from addon import pipeline
-from addon.facts import RequestFacts
+from addon.exchange import errors as origin_errors
+from addon.exchange import pipeline
+from addon.http.messages import Request
 from tests.edge_helpers import zone
 from tests.h2client import H2Client
 from tests.loopback import Client
@@ -64,7 +64,7 @@ def test_the_error_page_names_the_code_the_ray_and_the_failing_host():
 
 
 def test_the_record_of_an_origin_error_and_a_head_without_body():
-    state = pipeline.on_request(zone(), RequestFacts(method="HEAD"))
+    state = pipeline.on_request(zone(), Request(method="HEAD"))
     status, headers, body, entry = pipeline.origin_error(state, 522, "no SYN+ACK")
     assert status == 522 and body == b""
     assert entry["status_out"] == 522 and entry["status"] is None

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from addon.rulesfile import RulesFileError
-from addon.rulesfile import load_rules
-from addon.rulesfile import parse_rules
+from addon.config.loader import RulesFileError
+from addon.config.loader import load_rules
+from addon.config.loader import parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,11 +138,11 @@ def test_missing_and_empty_files(tmp_path):
 def test_an_unquoted_true_is_the_expression_true(written, matches):
     """The hint for a missing expression says to write `true`; YAML reads that as a
     boolean, which must mean the expression it spells."""
-    from addon.facts import RequestFacts
-    from addon.rules import FieldValues
+    from addon.expressions import FieldValues
+    from addon.http.messages import Request
     z = parse_rules(f"plan: pro\ncache_rules:\n  - expression: {written}\n"
                     "    action_parameters: {cache: true}\n")
-    assert z.cache_rules[0].expression.matches(FieldValues(RequestFacts())) is matches
+    assert z.cache_rules[0].expression.matches(FieldValues(Request())) is matches
 
 
 def test_an_expression_that_is_a_number_is_still_an_error():

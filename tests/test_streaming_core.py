@@ -12,13 +12,13 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from addon import codings
 from addon import html
-from addon import pipeline
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.streaming import BodyStream
-from addon.streaming import Threaded
+from addon.compression.stream import BodyStream
+from addon.compression.stream import Threaded
+from addon.exchange import pipeline
+from addon.http import codings
+from addon.http.messages import Request
+from addon.http.messages import Response
 from tests import oracle
 from tests.edge_helpers import zone
 from tests.test_html import PAGE
@@ -127,8 +127,8 @@ def test_a_page_rewritten_as_it_streams_is_the_page_rewritten_whole(cuts):
 
 def _decide(headers, **facts):
     z = zone(html_features=True)
-    state = pipeline.on_request(z, RequestFacts(headers=((b"Accept-Encoding", b"br"),)))
-    return pipeline.on_response(z, state, ResponseFacts(200, tuple(headers), None,
+    state = pipeline.on_request(z, Request(headers=((b"Accept-Encoding", b"br"),)))
+    return pipeline.on_response(z, state, Response(200, tuple(headers), None,
                                                         streaming=True, **facts))
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from octorules_wirefilter import parse_expression
 
-from addon.rules import ExpressionError
-from addon.rules import Phase
-from addon.rules import compile_expression
-from addon.rules.schema import FIELDS
+from addon.expressions import ExpressionError
+from addon.expressions import Phase
+from addon.expressions import compile_expression
+from addon.expressions.schema import FIELDS
 
 BYTES_FIELDS = [n for n, f in FIELDS.items() if f.type.kind == "bytes"]
 

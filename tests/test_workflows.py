@@ -6,26 +6,26 @@ import re
 
 import pytest
 
-from addon import pipeline
 from addon.cli import explain as cli_explain
 from addon.cli.explain import ExplainError
 from addon.cli.explain import explain
 from addon.cli.explain import parse_header_dump
 from addon.diagnosis import OriginDiagnosis
 from addon.diagnosis import probe_needed
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
+from addon.exchange import pipeline
+from addon.http.messages import Request
+from addon.http.messages import Response
 from addon.report import Report
 from tests.edge_helpers import exchange
 from tests.edge_helpers import zone
 
 
 def _req(*headers, target="/a.css"):
-    return RequestFacts(target=target, headers=((b"Host", b"example.com"), *headers))
+    return Request(target=target, headers=((b"Host", b"example.com"), *headers))
 
 
 def _resp(*headers, status=200):
-    return ResponseFacts(status, tuple(headers), b"x")
+    return Response(status, tuple(headers), b"x")
 
 
 # ---- origin diagnosis -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from mitmproxy import http
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
-from addon.adapter import CloudflareEdge
+from addon.mitm.adapter import CloudflareEdge
 from tests.edge_helpers import FEATURES_OFF
 from tests.loopback import Origin
 from tests.loopback import Route

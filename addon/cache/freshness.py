@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from addon.cache.conditional import parse_http_date
 from addon.cache.settings import CacheSettings
-from addon.cache_control import parse_cache_control
-from addon.facts import Headers
-from addon.facts import header
+from addon.http.cache_control import parse_cache_control
+from addon.http.conditional import parse_http_date
+from addon.http.headers import Headers
+from addon.http.headers import header
 
 # facts 6.4: edge TTLs without Cache-Control or Expires
 DEFAULT_TTLS = {200: 7200, 206: 7200, 301: 7200, 302: 1200, 303: 1200, 404: 180, 410: 180}

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from addon.facts import Headers
-from addon.facts import header
-from addon.facts import header_index
-from addon.facts import wire_text
+from addon.http.fields import cookies
+from addon.http.headers import Headers
+from addon.http.headers import header
+from addon.http.headers import header_index
+from addon.http.headers import wire_text
 
 # facts 6.18: request headers that are part of the default key when present
 DEFAULT_KEY_HEADERS = (b"origin", b"x-http-method-override", b"x-http-method",
@@ -55,11 +56,12 @@ def cache_key(scheme: str, host: str, target: str, headers: Headers,
         parts.append(f"header {name.lower()} contains [{','.join(found)}]")
     cookie_rules = custom.get("cookie") or {}
     if cookie_rules:
-        cookies = _cookies(header(headers, b"cookie"))
+        jar = cookies(header(headers, b"cookie"))
         for name in cookie_rules.get("include") or ():
-            parts.append(f"cookie {name}={cookies.get(name, '')}")
+            value = wire_text(jar[name][0]) if name in jar else ""
+            parts.append(f"cookie {name}={value}")
         for name in cookie_rules.get("check_presence") or ():
-            parts.append(f"cookie {name} {'present' if name in cookies else 'absent'}")
+            parts.append(f"cookie {name} {'present' if name in jar else 'absent'}")
     return " | ".join(parts)
 
 
@@ -95,11 +97,3 @@ def _names(value: Any) -> set[str] | str | None:
 def _param(pair: str) -> str:
     return (parse_qsl(pair, keep_blank_values=True) or [(pair.split("=", 1)[0], "")])[0][0]
 
-
-def _cookies(value: bytes | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in wire_text(value or b"").split(";"):
-        name, eq, val = part.strip().partition("=")
-        if name and eq:
-            out.setdefault(name, val)
-    return out

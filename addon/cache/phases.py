@@ -10,10 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import replace
 
-from addon.cache.conditional import CONDITIONAL_HEADERS
-from addon.cache.conditional import http_date
-from addon.cache.conditional import parse_http_date
-from addon.cache.conditional import usable_etag
 from addon.cache.freshness import DEFAULT_MAX_SIZE
 from addon.cache.freshness import MAX_SIZE
 from addon.cache.freshness import freshness
@@ -21,14 +17,18 @@ from addon.cache.key import cache_key
 from addon.cache.settings import CacheSettings
 from addon.cache.store import CachedObject
 from addon.cache.store import Store
-from addon.etag import parse_etag
-from addon.facts import Headers
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import edit_headers
-from addon.facts import header
-from addon.facts import header_values
-from addon.facts import wire_text
+from addon.http.conditional import CONDITIONAL_HEADERS
+from addon.http.conditional import http_date
+from addon.http.conditional import parse_http_date
+from addon.http.conditional import usable_etag
+from addon.http.etag import parse_etag
+from addon.http.headers import Headers
+from addon.http.headers import edit_headers
+from addon.http.headers import header
+from addon.http.headers import header_values
+from addon.http.headers import wire_text
+from addon.http.messages import Request
+from addon.http.messages import Response
 
 ORIGIN_FAILURES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 527})
 # connection-level headers: not part of the stored object; its length is stated instead
@@ -44,7 +44,7 @@ class OriginRequest:
     remove: tuple[bytes, ...] = ()  # lower-case header names
     set: tuple[tuple[bytes, bytes], ...] = ()
 
-    def applied_to(self, request: RequestFacts) -> RequestFacts:
+    def applied_to(self, request: Request) -> Request:
         """The request as the edge sends it, its headers edited in one pass."""
         edits = [*((name, None) for name in self.remove), *self.set]
         return replace(request, method=self.method, headers=edit_headers(request.headers, edits))
@@ -66,7 +66,7 @@ class Served:
     """What the visitor is served from: the origin's response or a stored object."""
 
     status: str  # the cf-cache-status value
-    response: ResponseFacts
+    response: Response
     reason: str
     key: str | None = None
     age: int | None = None  # Age header; None on responses not served from cache
@@ -78,7 +78,7 @@ class Served:
     refetch: OriginRequest | None = None
 
 
-def lookup(store: Store | None, settings: CacheSettings, request: RequestFacts,
+def lookup(store: Store | None, settings: CacheSettings, request: Request,
            now: float) -> Lookup:
     if not settings.eligible or store is None:
         return Lookup("DYNAMIC", None, settings, settings.reason,
@@ -129,8 +129,8 @@ def serve_stale(lk: Lookup, now: float, why: str) -> Served:
                         "(facts 6.13, 6.21)", now)
 
 
-def after_origin(store: Store | None, lk: Lookup, request: RequestFacts,
-                 response: ResponseFacts, plan: str, strip: tuple[bytes, ...], now: float,
+def after_origin(store: Store | None, lk: Lookup, request: Request,
+                 response: Response, plan: str, strip: tuple[bytes, ...], now: float,
                  recorded: bool = False) -> Served:
     """The origin answered a MISS or an EXPIRED revalidation (or, for DYNAMIC, anything;
     without a store every lookup is DYNAMIC).
@@ -191,8 +191,8 @@ def after_origin(store: Store | None, lk: Lookup, request: RequestFacts,
                   last_modified=obj.generated_last_modified, removed=removed)
 
 
-def before_body(store: Store | None, lk: Lookup, request: RequestFacts,
-                response: ResponseFacts, plan: str, strip: tuple[bytes, ...], now: float
+def before_body(store: Store | None, lk: Lookup, request: Request,
+                response: Response, plan: str, strip: tuple[bytes, ...], now: float
                 ) -> tuple[Served, int]:
     """The cache's verdict on an origin response whose body is going to stream through
     the edge, from its headers: what the visitor is told, and how many of the body's
@@ -239,8 +239,8 @@ def not_selected(stored: Headers, answer: Headers) -> str | None:
     return None
 
 
-def after_background(store: Store, lk: Lookup, request: RequestFacts,
-                     response: ResponseFacts, plan: str, strip: tuple[bytes, ...],
+def after_background(store: Store, lk: Lookup, request: Request,
+                     response: Response, plan: str, strip: tuple[bytes, ...],
                      now: float) -> str:
     """The background revalidation of an UPDATING object came back; what it did."""
     assert lk.obj is not None and lk.key is not None
@@ -257,8 +257,8 @@ def after_background(store: Store, lk: Lookup, request: RequestFacts,
     return f"replaced by the origin's {response.status}: {served.reason}"
 
 
-def _revalidated(store: Store, lk: Lookup, obj: CachedObject, request: RequestFacts,
-                 response: ResponseFacts, plan: str, now: float) -> Served:
+def _revalidated(store: Store, lk: Lookup, obj: CachedObject, request: Request,
+                 response: Response, plan: str, now: float) -> Served:
     # the 304's headers update the stored ones (RFC 9111 4.3.4); its TTL applies (2.4.8)
     updated = {k.lower() for k, _ in response.headers}
     skip = {b"content-length", b"transfer-encoding", b"content-encoding", b"connection"}
@@ -282,7 +282,7 @@ def _revalidated(store: Store, lk: Lookup, obj: CachedObject, request: RequestFa
 
 
 def _from_object(status: str, obj: CachedObject, reason: str, now: float) -> Served:
-    return Served(status, ResponseFacts(obj.status, obj.headers, obj.body), reason, obj.key,
+    return Served(status, Response(obj.status, obj.headers, obj.body), reason, obj.key,
                   age=obj.age(now), stored=True, last_modified=obj.generated_last_modified,
                   from_store=True)
 

@@ -9,6 +9,8 @@ from dataclasses import field
 from functools import lru_cache
 from typing import Any
 
+from addon.http.fields import extension
+
 # facts 6.1: cached by default, by extension (not by media type); robots.txt too
 _EXTENSIONS = (
     "7z avi avif apk bin bmp bz2 class css csv doc docx dmg ejs eot eps exe flac gif gz ico "
@@ -38,19 +40,11 @@ class CacheSettings:
                 or bool(self.edge_ttl.get("status_code_ttl")))
 
 
-def extension(path: str) -> str:
-    """http.request.uri.path.extension (facts 6.2): lowercased text after the last dot of the
-    last segment, "" for none or a leading dot only."""
-    segment = path.split("?", 1)[0].rsplit("/", 1)[-1]
-    stem, dot, ext = segment.rpartition(".")
-    return ext.lower() if dot and stem else ""
-
-
 def cache_settings(method: str, path: str, params: dict[str, Any], plan: str) -> CacheSettings:
     """Eligibility at request time; `params` are the merged set_cache_settings."""
     if not params:  # no cache rule matched: the answer depends on little, so it is reused
         path = path.split("?", 1)[0]
-        return _default_settings(method.upper(), extension(path), path == "/robots.txt", plan)
+        return _default_settings(method.upper(), _extension(path), path == "/robots.txt", plan)
     return _settings(method, path, params, plan)
 
 
@@ -79,7 +73,7 @@ def _settings(method: str, path: str, params: dict[str, Any], plan: str) -> Cach
     if rule is True:
         return CacheSettings(True, "a cache rule made it eligible for cache (cache: true, "
                              "facts 5.1.1)", by_rule=True, **common)
-    ext = extension(path)
+    ext = _extension(path)
     if ext in DEFAULT_EXTENSIONS:
         return CacheSettings(True, f"the extension .{ext} is cached by default (facts 6.1)",
                              **common)
@@ -88,3 +82,7 @@ def _settings(method: str, path: str, params: dict[str, Any], plan: str) -> Cach
     what = f"the extension .{ext}" if ext else "a path without an extension"
     return CacheSettings(False, f"{what} is not cached by default and no cache rule made it "
                          "eligible (facts 6.1)", **common)
+
+
+def _extension(path: str) -> str:
+    return extension(path.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")

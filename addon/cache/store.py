@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from dataclasses import field
 
-from addon.facts import Headers
+from addon.http.headers import Headers
 
 OVERHEAD = 256  # bytes counted per object besides its body and headers
 

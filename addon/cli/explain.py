@@ -13,16 +13,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from addon import cache
-from addon import codings
-from addon import pipeline
-from addon.adapter import BUNDLED_RULES
-from addon.facts import Headers
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import header
-from addon.facts import wire_text
-from addon.rulesfile import RulesFileError
-from addon.rulesfile import load_rules
+from addon.config.loader import RulesFileError
+from addon.config.loader import load_rules
+from addon.exchange import pipeline
+from addon.http import codings
+from addon.http.headers import Headers
+from addon.http.headers import header
+from addon.http.headers import wire_text
+from addon.http.messages import Request
+from addon.http.messages import Response
+from addon.mitm.adapter import BUNDLED_RULES
 
 DEFAULT_SIZE = 10 * 1024
 BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"  # what Chromium sends over HTTPS
@@ -129,9 +129,9 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
         request_headers.append((b"Accept-Encoding", args.accept_encoding.encode()))
     request_headers += [_header_option(h, "--request-header") for h in args.request_header]
     target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    request = RequestFacts(method=args.method.upper(), scheme=url.scheme, host=url.netloc,
+    request = Request(method=args.method.upper(), scheme=url.scheme, host=url.netloc,
                            target=target, headers=tuple(request_headers))
-    origin = ResponseFacts(status, headers, body)
+    origin = Response(status, headers, body)
 
     store = cache.Store(1 << 30)
     lines = [f"Request:   {request.method} {request.url}",
@@ -163,17 +163,17 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run(zone, store, request: RequestFacts, origin: ResponseFacts) -> pipeline.Outcome:
+def _run(zone, store, request: Request, origin: Response) -> pipeline.Outcome:
     return pipeline.exchange(zone, store, request, lambda sent: origin, 0.0)
 
 
-def _revalidation(zone, store, request: RequestFacts, origin: ResponseFacts,
+def _revalidation(zone, store, request: Request, origin: Response,
                   etag: bytes | None) -> str:
     """What a browser that revalidates with the ETag it was given gets back."""
     if etag is None:
         return ("the visitor gets no ETag, so a browser cannot revalidate with If-None-Match "
                 "(only If-Modified-Since, if there is a Last-Modified)")
-    again = RequestFacts(request.method, request.scheme, request.host, request.target,
+    again = Request(request.method, request.scheme, request.host, request.target,
                          request.http_version,
                          (*request.headers, (b"If-None-Match", etag)))
     plan = _run(zone, store, again, origin).plan

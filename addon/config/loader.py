@@ -13,21 +13,21 @@ from typing import Any
 
 import yaml
 
-from addon.compression_policy import ALGORITHM_CODINGS
-from addon.compression_policy import ALGORITHM_KEYWORDS
-from addon.compression_policy import PLANS
-from addon.rules import ExpressionError
-from addon.rules import Phase
-from addon.rules import compile_expression
-from addon.zone import DEFAULT_SETTINGS
-from addon.zone import EMULATED_CACHE_PARAMETERS
-from addon.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
-from addon.zone import EMULATED_CONFIG_PARAMETERS
-from addon.zone import EMULATED_SETTINGS
-from addon.zone import RESPONSE_PHASES
-from addon.zone import RULESETS
-from addon.zone import Rule
-from addon.zone import Zone
+from addon.compression.policy import ALGORITHM_CODINGS
+from addon.compression.policy import ALGORITHM_KEYWORDS
+from addon.compression.policy import PLANS
+from addon.config.zone import DEFAULT_SETTINGS
+from addon.config.zone import EMULATED_CACHE_PARAMETERS
+from addon.config.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
+from addon.config.zone import EMULATED_CONFIG_PARAMETERS
+from addon.config.zone import EMULATED_SETTINGS
+from addon.config.zone import RESPONSE_PHASES
+from addon.config.zone import RULESETS
+from addon.config.zone import Rule
+from addon.config.zone import Zone
+from addon.expressions import ExpressionError
+from addon.expressions import Phase
+from addon.expressions import compile_expression
 
 BOOL, STR, INT, MAP, LIST, ANY = "boolean", "string", "integer", "mapping", "list", "any"
 

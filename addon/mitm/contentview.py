@@ -6,7 +6,7 @@ from __future__ import annotations
 from mitmproxy.contentviews import Contentview
 from mitmproxy.contentviews import Metadata
 
-from addon.facts import wire_text
+from addon.http.headers import wire_text
 
 META = "cf_edge"
 SHOWN = ("method", "url", "status", "status_out", "cache_status", "cache_key", "cache_reason",

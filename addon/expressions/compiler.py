@@ -17,21 +17,21 @@ from typing import Any
 
 import re2
 
-from addon.rules import functions
-from addon.rules import parser as ast
-from addon.rules.errors import ExpressionError
-from addon.rules.errors import NotEmulatedError
-from addon.rules.schema import BOOL
-from addon.rules.schema import BYTES
-from addon.rules.schema import CLOUDFLARE_ONLY_FIELD_PREFIXES
-from addon.rules.schema import FIELDS
-from addon.rules.schema import INT
-from addon.rules.schema import IP
-from addon.rules.schema import Phase
-from addon.rules.schema import Type
-from addon.rules.schema import array
+from addon.expressions import functions
+from addon.expressions import parser as ast
+from addon.expressions.errors import ExpressionError
+from addon.expressions.errors import NotEmulatedError
+from addon.expressions.schema import BOOL
+from addon.expressions.schema import BYTES
+from addon.expressions.schema import CLOUDFLARE_ONLY_FIELD_PREFIXES
+from addon.expressions.schema import FIELDS
+from addon.expressions.schema import INT
+from addon.expressions.schema import IP
+from addon.expressions.schema import Phase
+from addon.expressions.schema import Type
+from addon.expressions.schema import array
 
-Env = Any  # a mapping of field name to value; see addon.rules.fields
+Env = Any  # a mapping of field name to value; see addon.expressions.fields
 Fn = Callable[[Env], Any]
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1

@@ -22,45 +22,45 @@ from dataclasses import replace
 from typing import Any
 
 from addon import cache
-from addon import codings
-from addon import egress
 from addon import html
-from addon import origin_errors
 from addon import polish
-from addon import streaming
-from addon.accept_encoding import IDENTITY
-from addon.accept_encoding import parse_accept_encoding
-from addon.cache import ranges
-from addon.cache.conditional import CONDITIONAL_HEADERS
-from addon.cache.conditional import not_modified
-from addon.cache_control import parse_cache_control
-from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
-from addon.decision import DOCUMENTED
-from addon.decision import MODELLED
-from addon.decision import SIZE_PROBE
-from addon.decision import CompressionRule
-from addon.decision import Decision
-from addon.decision import ResponseInputs
-from addon.decision import accepted_codings
-from addon.decision import decide
-from addon.decision import decide_without_body
-from addon.decision import origin_coding
-from addon.decision import pass_through
-from addon.etag import ETag
-from addon.etag import parse_etag
-from addon.facts import Headers
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import edit_headers
-from addon.facts import header
-from addon.facts import header_index
-from addon.facts import wire_text
+from addon.compression import stream as streaming
+from addon.compression.decision import DOCUMENTED
+from addon.compression.decision import MODELLED
+from addon.compression.decision import SIZE_PROBE
+from addon.compression.decision import CompressionRule
+from addon.compression.decision import Decision
+from addon.compression.decision import ResponseInputs
+from addon.compression.decision import accepted_codings
+from addon.compression.decision import decide
+from addon.compression.decision import decide_without_body
+from addon.compression.decision import origin_coding
+from addon.compression.decision import pass_through
+from addon.compression.policy import ORIGIN_ACCEPT_ENCODING
+from addon.config.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
+from addon.config.zone import HTML_FEATURES
+from addon.config.zone import Zone
+from addon.exchange import egress
+from addon.exchange import errors as origin_errors
+from addon.expressions import FieldValues
 from addon.html import cdn_cgi
-from addon.rules import FieldValues
-from addon.rules.fields import media_type
-from addon.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
-from addon.zone import HTML_FEATURES
-from addon.zone import Zone
+from addon.http import codings
+from addon.http import ranges
+from addon.http.accept_encoding import IDENTITY
+from addon.http.accept_encoding import parse_accept_encoding
+from addon.http.cache_control import parse_cache_control
+from addon.http.conditional import CONDITIONAL_HEADERS
+from addon.http.conditional import not_modified
+from addon.http.etag import ETag
+from addon.http.etag import parse_etag
+from addon.http.fields import media_type
+from addon.http.headers import Headers
+from addon.http.headers import edit_headers
+from addon.http.headers import header
+from addon.http.headers import header_index
+from addon.http.headers import wire_text
+from addon.http.messages import Request
+from addon.http.messages import Response
 
 # facts 5.2.2: set_cache_settings in http_response_cache_settings
 STRIP_PARAMETERS = {"strip_etags": b"etag", "strip_last_modified": b"last-modified",
@@ -80,7 +80,7 @@ TRACE_HEADER = b"x-cf-edge-trace"  # cf_trace: ours, so no cf- prefix that Cloud
 class RequestState:
     """What the request phases decided; carried to the response."""
 
-    request: RequestFacts
+    request: Request
     visitor_accept_encoding: str | None
     # What the origin is sent (None: no header). With Respect Strong ETags on, the
     # visitor's own header goes out untouched and this is its text, for the log.
@@ -130,7 +130,7 @@ class ResponsePlan:
 # ---- request phases -------------------------------------------------------------------------
 
 
-def on_request(zone: Zone, request: RequestFacts) -> RequestState:
+def on_request(zone: Zone, request: Request) -> RequestState:
     env = FieldValues(request)
     features = dict(zone.settings)
     matched: list[str] = []
@@ -179,7 +179,7 @@ def origin_headers(state: RequestState) -> tuple[tuple[bytes, bytes], ...]:
     )
 
 
-def cache_response_rules(zone: Zone, state: RequestState, response: ResponseFacts
+def cache_response_rules(zone: Zone, state: RequestState, response: Response
                          ) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
     """http_response_cache_settings (facts 5.2): the headers stripped before caching, and
     the rules that matched. Last match wins per setting."""
@@ -208,7 +208,7 @@ def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], by
                             min(len(body), SIZE_PROBE))
     plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
     final = egress.enforce(visitor_of(state), status, tuple(headers), body)
-    entry = record(state, ResponseFacts(status, tuple(headers), body), plan, final)
+    entry = record(state, Response(status, tuple(headers), body), plan, final)
     return final.status, list(final.headers), final.body or b"", entry
 
 
@@ -228,7 +228,7 @@ def origin_error(state: RequestState, status: int, detail: str, now: float | Non
                             SIZE_PROBE)
     plan = ResponsePlan(decision, inputs, None, None, {}, False, state.rules, body=body)
     final = egress.enforce(visitor_of(state), status, headers, body)
-    entry = record(state, ResponseFacts(status, headers, body), plan, final)
+    entry = record(state, Response(status, headers, body), plan, final)
     entry["status"] = None  # the origin sent nothing usable
     entry["origin_error"] = {"status": status, "title": e.title, "detail": detail}
     return final.status, final.headers, final.body or b"", entry
@@ -237,7 +237,7 @@ def origin_error(state: RequestState, status: int, detail: str, now: float | Non
 # ---- response phases ------------------------------------------------------------------------
 
 
-def on_response(zone: Zone, state: RequestState, response: ResponseFacts) -> ResponsePlan:
+def on_response(zone: Zone, state: RequestState, response: Response) -> ResponsePlan:
     """Decide what the visitor gets. Cheap: the body is not decoded here, except at most
     SIZE_PROBE bytes of it when the decision depends on the size."""
     rules = state.rules
@@ -479,8 +479,8 @@ class Outcome:
     state: RequestState
     plan: ResponsePlan
     final: egress.Final  # what left for the visitor
-    source: ResponseFacts  # what the visitor's copy was made from
-    sent: tuple[RequestFacts, ...]  # what the origin was asked, in order
+    source: Response  # what the visitor's copy was made from
+    sent: tuple[Request, ...]  # what the origin was asked, in order
 
     def record(self) -> dict[str, Any]:
         return record(self.state, self.source, self.plan, self.final)
@@ -490,17 +490,17 @@ class Outcome:
 FULL_REPRESENTATION = cache.OriginRequest("GET", CONDITIONAL_HEADERS)
 
 
-def exchange(zone: Zone, store: cache.Store, request: RequestFacts,
-             fetch: Callable[[RequestFacts], ResponseFacts], now: float,
+def exchange(zone: Zone, store: cache.Store, request: Request,
+             fetch: Callable[[Request], Response], now: float,
              limit: int = 1 << 30) -> Outcome:
     """One request through every phase without a proxy (explain, the core tests), in the
     adapter's order: `fetch` plays the origin for the request as the edge sends it."""
     state = on_request(zone, request)
     lk = cache.lookup(store, state.cache, state.request, now)
     rules: tuple[str, ...] = ()
-    sent: list[RequestFacts] = []
+    sent: list[Request] = []
 
-    def ask(how: cache.OriginRequest) -> ResponseFacts:
+    def ask(how: cache.OriginRequest) -> Response:
         sent.append(how.applied_to(state.request))
         return fetch(sent[-1])
 
@@ -596,7 +596,7 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
                    range_status=range_status, range_body=range_body, notes=notes)
 
 
-def _byte_range(plan: ResponsePlan, response: ResponseFacts, wanted: bytes,
+def _byte_range(plan: ResponsePlan, response: Response, wanted: bytes,
                 if_range: bytes | None, last_modified: bytes | None
                 ) -> tuple[int | None, bytes | None, list[tuple[bytes, bytes]], str]:
     """A Range served from a stored object (facts 1.8): the status (None: the whole 200),
@@ -759,7 +759,7 @@ def _hostname(host: str) -> str:
 # ---- the log record -------------------------------------------------------------------------
 
 
-def record(state: RequestState, response: ResponseFacts, plan: ResponsePlan,
+def record(state: RequestState, response: Response, plan: ResponsePlan,
            final: egress.Final | None = None) -> dict[str, Any]:
     """One JSON Lines record; also stored in flow.metadata (plain types only).
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from addon.rules.errors import ExpressionError
+from addon.expressions.errors import ExpressionError
 
 MAX_EXPRESSION_LENGTH = 4096  # facts 4.6
 

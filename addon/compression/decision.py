@@ -12,13 +12,13 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import NamedTuple
 
-from addon import compression_policy as policy
-from addon import etag as etags
-from addon.accept_encoding import DECODABLE
-from addon.accept_encoding import IDENTITY
-from addon.accept_encoding import parse_accept_encoding
-from addon.zone import ETAG_REMOVAL_DOCUMENTED
-from addon.zone import HTML_FEATURES
+from addon.compression import policy as policy
+from addon.config.zone import ETAG_REMOVAL_DOCUMENTED
+from addon.config.zone import HTML_FEATURES
+from addon.http import etag as etags
+from addon.http.accept_encoding import DECODABLE
+from addon.http.accept_encoding import IDENTITY
+from addon.http.accept_encoding import parse_accept_encoding
 
 DOCUMENTED, MODELLED = "documented", "modelled"
 

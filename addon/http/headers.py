@@ -1,11 +1,8 @@
-"""What the edge knows about one exchange, free of any proxy library.
-
-The mitmproxy adapter builds these from a flow; tests build them directly.
+"""Header fields as they are on the wire: raw (name, value) byte pairs in wire order, read
+and edited without changing a byte of what is not edited.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 Headers = tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order
 
@@ -28,37 +25,6 @@ def header_index(headers: Headers) -> dict[bytes, list[bytes]]:
     for k, v in headers:
         index.setdefault(k.lower(), []).append(v)
     return index
-
-
-@dataclass  # not frozen: built per request, and frozen init is 3x slower
-class RequestFacts:
-    """The request as the visitor sent it (before the edge changed anything)."""
-
-    method: str = "GET"
-    scheme: str = "http"
-    host: str = "example.com"  # the Host the visitor asked for
-    target: str = "/"  # path and query exactly as on the request line
-    http_version: str = "HTTP/1.1"
-    headers: Headers = ()
-    client_ip: str = "127.0.0.1"
-
-    @property
-    def url(self) -> str:
-        """The URL the visitor asked for."""
-        return f"{self.scheme}://{self.host}{self.target}"
-
-
-@dataclass  # not frozen: built per request, and frozen init is 3x slower
-class ResponseFacts:
-    """The origin's response as received by the edge."""
-
-    status: int = 200
-    headers: Headers = ()
-    body: bytes | None = b""  # raw bytes as on the wire; None when not buffered
-    streamed: bool = False  # sent on by mitmproxy before the edge could act
-    # the body will pass through the edge as it arrives (decided on the headers)
-    streaming: bool = False
-    size_hint: int | None = None  # the body is known to be at least this long
 
 
 def wire_text(value: bytes | str) -> str:

@@ -29,34 +29,34 @@ from mitmproxy.utils import human
 
 from addon import cache
 from addon import diagnosis
-from addon import egress
-from addon import error_response
-from addon import origin_errors
-from addon import pipeline
-from addon.cache.conditional import CONDITIONAL_HEADERS
-from addon.cache.conditional import usable_etag
-from addon.compression_policy import ORIGIN_ACCEPT_ENCODING
-from addon.contentview import EdgeView
-from addon.facts import Headers
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import edit_headers
-from addon.facts import header
-from addon.facts import header_values
-from addon.facts import wire_text
-from addon.reachability import Reachability
+from addon.compression.policy import ORIGIN_ACCEPT_ENCODING
+from addon.compression.stream import Threaded
+from addon.config.loader import RulesFileError
+from addon.config.loader import load_rules
+from addon.config.zone import Zone
+from addon.exchange import egress
+from addon.exchange import errors as origin_errors
+from addon.exchange import pipeline
+from addon.http.conditional import CONDITIONAL_HEADERS
+from addon.http.conditional import usable_etag
+from addon.http.fields import media_type
+from addon.http.headers import Headers
+from addon.http.headers import edit_headers
+from addon.http.headers import header
+from addon.http.headers import header_values
+from addon.http.headers import wire_text
+from addon.http.messages import Request
+from addon.http.messages import Response
+from addon.mitm import error_page as error_response
+from addon.mitm.contentview import EdgeView
+from addon.mitm.origins import Reachability
+from addon.mitm.stream_switch import LateStream
 from addon.report import Report
-from addon.rules.fields import media_type
-from addon.rulesfile import RulesFileError
-from addon.rulesfile import load_rules
-from addon.stream_switch import LateStream
-from addon.streaming import Threaded
-from addon.zone import Zone
 
 logger = logging.getLogger("cf_edge")
 
 DEFAULT_RULES = "rules.yaml"
-BUNDLED_RULES = Path(__file__).resolve().parent.parent / "rules.yaml"
+BUNDLED_RULES = Path(__file__).resolve().parents[2] / "rules.yaml"
 MARKER = ":cloud:"
 META = "cf_edge"
 OPTIONS = ("cf_rules", "cf_log", "cf_decode_limit", "cf_eventlog", "cf_cache", "cf_cache_size",
@@ -493,7 +493,7 @@ class CloudflareEdge:
         resp = flow.response
         assert resp is not None
         lk = self.lookups.get(flow.id)
-        facts = ResponseFacts(resp.status_code, tuple(resp.headers.fields), None,
+        facts = Response(resp.status_code, tuple(resp.headers.fields), None,
                               streaming=True, size_hint=size_hint)
         rules: tuple[str, ...] = ()
         strip: tuple[bytes, ...] = ()
@@ -678,7 +678,7 @@ class CloudflareEdge:
                                wire_text(flow.request.pretty_url), exc_info=True)
 
     async def _deliver(self, zone: Zone, state: pipeline.RequestState,
-                       served: cache.Served | None, facts: ResponseFacts,
+                       served: cache.Served | None, facts: Response,
                        rules: tuple[str, ...]) -> tuple[pipeline.ResponsePlan, egress.Final]:
         """The delivery phases for what the visitor is served, up to the last one."""
         if served is None:
@@ -724,7 +724,7 @@ class CloudflareEdge:
             return None
         return again.response
 
-    def _probe(self, flow: http.HTTPFlow, facts: ResponseFacts,
+    def _probe(self, flow: http.HTTPFlow, facts: Response,
                visitor_etag: bytes | None) -> None:
         """cf_diagnose_probe: once per URL, ask the origin again with the weakened tag a
         browser behind Cloudflare would send; a 200 means its 304s are lost."""
@@ -770,7 +770,7 @@ class CloudflareEdge:
 
     def _background_result(self, flow: http.HTTPFlow, zone: Zone,
                            state: pipeline.RequestState, lk: cache.Lookup,
-                           facts: ResponseFacts) -> str:
+                           facts: Response) -> str:
         """What a background revalidation's answer does to the stored object. Replaying a
         recording, the recorded answer stands for it."""
         if self.store is None:
@@ -942,11 +942,11 @@ class CloudflareEdge:
             self._install(zone, path)
 
 
-def request_facts(flow: http.HTTPFlow) -> RequestFacts:
+def request_facts(flow: http.HTTPFlow) -> Request:
     req = flow.request
     peer = flow.client_conn.peername
     fields = tuple(req.headers.fields)
-    return RequestFacts(
+    return Request(
         method=req.method,
         scheme=req.scheme,
         host=asked_host(flow, fields),
@@ -970,7 +970,7 @@ def asked_host(flow: http.HTTPFlow, fields: Headers) -> str:
     return host.decode("utf-8", "surrogateescape") if host else req.pretty_host
 
 
-def stored_response(facts: ResponseFacts, flow: http.HTTPFlow) -> http.Response:
+def stored_response(facts: Response, flow: http.HTTPFlow) -> http.Response:
     """A stored object as the mitmproxy response the visitor gets.
 
     Built without ResponseData's run-time type checks, which cost about as much as the rest
@@ -1036,7 +1036,7 @@ class Streaming:
     plan: pipeline.ResponsePlan
     final: egress.Final  # the headers that went out
     served: cache.Served | None
-    facts: ResponseFacts  # the origin's status and headers
+    facts: Response  # the origin's status and headers
     body: Threaded
     why: str  # why it streams
     strip: tuple[bytes, ...]  # headers Cache Response Rules strip before storing
@@ -1090,8 +1090,8 @@ def _now(flow: http.HTTPFlow) -> float:
     return time.time() if flow.live else flow.request.timestamp_start
 
 
-def response_facts(resp: http.Response) -> ResponseFacts:
-    return ResponseFacts(
+def response_facts(resp: http.Response) -> Response:
+    return Response(
         status=resp.status_code,
         headers=tuple(resp.headers.fields),
         body=resp.raw_content,

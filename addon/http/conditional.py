@@ -8,9 +8,9 @@ import calendar
 import re
 import time
 
-from addon.etag import parse_etag
-from addon.facts import Headers
-from addon.facts import header
+from addon.http.etag import parse_etag
+from addon.http.headers import Headers
+from addon.http.headers import header
 
 # The three forms RFC 9110 5.6.7 lets a recipient accept; anything else (a Unix timestamp,
 # an ISO date) is not an HTTP date, and Cloudflare cannot revalidate with it (facts 2.4.7).

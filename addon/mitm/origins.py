@@ -5,7 +5,7 @@ mitmproxy would send before any hook runs again.
 An origin that answered within the last RECENT seconds is not checked again, so steady
 traffic pays nothing; the check is one TCP connection (and a TLS handshake for https
 origins), closed at once. An origin can still fail between the check and mitmproxy's own
-connection: the `error` hook then answers (addon/error_response.py).
+connection: the `error` hook then answers (addon/mitm/error_page.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import certifi
 from mitmproxy import ctx
 from mitmproxy import http
 
-from addon import origin_errors
+from addon.exchange import errors as origin_errors
 
 RECENT = 2.0  # seconds an answer vouches for its origin
 REMEMBERED = 1024  # origins remembered, least recently answered first out

@@ -15,7 +15,7 @@ import html
 import time
 from dataclasses import dataclass
 
-from addon.facts import Headers
+from addon.http.headers import Headers
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ expr = compile_expression('starts_with(http.request.uri.path, "/static/")')
 expr.matches(FieldValues(request_facts))
 """
 
-from addon.rules.compiler import Expression
-from addon.rules.compiler import compile_expression
-from addon.rules.errors import ExpressionError
-from addon.rules.errors import NotEmulatedError
-from addon.rules.fields import FieldValues
-from addon.rules.schema import FIELDS
-from addon.rules.schema import Phase
+from addon.expressions.compiler import Expression
+from addon.expressions.compiler import compile_expression
+from addon.expressions.errors import ExpressionError
+from addon.expressions.errors import NotEmulatedError
+from addon.expressions.fields import FieldValues
+from addon.expressions.schema import FIELDS
+from addon.expressions.schema import Phase
 
 __all__ = [
     "FIELDS",

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from addon.rules import Expression
-from addon.rules import FieldValues
+from addon.expressions import Expression
+from addon.expressions import FieldValues
 
 # section in rules.yaml -> (Cloudflare phase, action)
 RULESETS = {

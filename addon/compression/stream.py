@@ -14,8 +14,8 @@ from collections import deque
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 
-from addon import codings
 from addon import html
+from addon.http import codings
 
 # mitmproxy reads the origin's socket up to 64 KiB at a time: a piece well below that
 # means nothing more was waiting (the origin paused, an event ended), and that is when the

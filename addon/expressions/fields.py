@@ -9,11 +9,13 @@ import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
-from addon.facts import RequestFacts
-from addon.facts import ResponseFacts
-from addon.facts import header
+from addon.http.fields import cookies
+from addon.http.fields import extension
+from addon.http.fields import media_type
+from addon.http.headers import header
+from addon.http.messages import Request
+from addon.http.messages import Response
 
 _UNRESERVED = re.compile(rb"%(2[DdEe]|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])")
 _PCT = re.compile(rb"%[0-9a-fA-F]{2}")
@@ -22,7 +24,7 @@ _PCT = re.compile(rb"%[0-9a-fA-F]{2}")
 class FieldValues(dict):
     """`env[name]` for the compiled expressions; None means a missing value."""
 
-    def __init__(self, request: RequestFacts, response: ResponseFacts | None = None):
+    def __init__(self, request: Request, response: Response | None = None):
         super().__init__()
         self.request = request
         self.response = response
@@ -54,20 +56,6 @@ def normalize_path(path: bytes) -> bytes:
     return b"/" + b"/".join(out) + (b"/" if trailing else b"")
 
 
-def path_extension(path: bytes) -> bytes:
-    """Facts 6.2: lowercased text after the last dot of the last segment ("" for /.mp3)."""
-    last = path.rsplit(b"/", 1)[-1]
-    stem, dot, ext = last.rpartition(b".")
-    return ext.lower() if dot and stem else b""
-
-
-def media_type(content_type: bytes | None) -> bytes:
-    """`text/HTML; charset=utf-8` -> `text/html`."""
-    if not content_type:
-        return b""
-    return content_type.split(b";", 1)[0].strip().lower()
-
-
 def _split_target(target: bytes) -> tuple[bytes, bytes]:
     path, _, query = target.partition(b"?")
     return (path or b"/"), query
@@ -81,13 +69,7 @@ def _headers_map(headers) -> dict[str, list[bytes]]:
 
 
 def _cookies(env: FieldValues) -> dict[str, list[bytes]]:
-    out: dict[str, list[bytes]] = {}
-    for part in (header(env.request.headers, b"cookie") or b"").split(b";"):
-        name, eq, value = part.strip().partition(b"=")
-        if eq and name:
-            key = unquote_to_bytes(name).decode("utf-8", "surrogateescape")
-            out.setdefault(key, []).append(value)
-    return out
+    return cookies(header(env.request.headers, b"cookie"))
 
 
 def _client_ip(env: FieldValues) -> Any:
@@ -123,13 +105,13 @@ _GETTERS: dict[str, Callable[[FieldValues], Any]] = {
     "raw.http.request.uri.path": lambda env: _split_target(env["_raw_target"])[0],
     "raw.http.request.uri.query": lambda env: _split_target(env["_raw_target"])[1],
     "raw.http.request.uri.path.extension":
-        lambda env: path_extension(env["raw.http.request.uri.path"]),
+        lambda env: extension(env["raw.http.request.uri.path"]),
     "raw.http.request.full_uri": lambda env: _full_uri(env, env["_raw_target"]),
     "http.request.uri.path": lambda env: normalize_path(env["raw.http.request.uri.path"]),
     "http.request.uri.query": lambda env: env["raw.http.request.uri.query"],
     "http.request.uri": lambda env: env["http.request.uri.path"] + (
         b"?" + env["http.request.uri.query"] if b"?" in env["_raw_target"] else b""),
-    "http.request.uri.path.extension": lambda env: path_extension(env["http.request.uri.path"]),
+    "http.request.uri.path.extension": lambda env: extension(env["http.request.uri.path"]),
     "http.request.full_uri": lambda env: _full_uri(env, env["http.request.uri"]),
     # the bytes the visitor sent (a name that is not ASCII arrives as UTF-8 or punycode)
     "http.host": lambda env: env.request.host.encode("utf-8", "surrogateescape"),

@@ -21,16 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from addon import codings
-from addon.accept_encoding import DECODABLE
-from addon.accept_encoding import IDENTITY
-from addon.accept_encoding import parse_accept_encoding
-from addon.etag import parse_etag
-from addon.etag import transform
-from addon.facts import Headers
-from addon.facts import edit_headers
-from addon.facts import header
-from addon.facts import header_values
+from addon.http import codings
+from addon.http.accept_encoding import DECODABLE
+from addon.http.accept_encoding import IDENTITY
+from addon.http.accept_encoding import parse_accept_encoding
+from addon.http.etag import parse_etag
+from addon.http.etag import transform
+from addon.http.headers import Headers
+from addon.http.headers import edit_headers
+from addon.http.headers import header
+from addon.http.headers import header_values
 
 # RFC 9113 8.2.2 (HTTP/3 the same, RFC 9114 4.2): connection-specific fields
 CONNECTION_HEADERS = frozenset({b"connection", b"proxy-connection", b"keep-alive",
