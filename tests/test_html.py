@@ -17,10 +17,10 @@ from addon.config.loader import RulesFileError
 from addon.config.loader import parse_rules
 from addon.html import cdn_cgi
 from addon.html import charset
-from addon.html.email_obfuscation import decode as cf_decode
-from addon.html.email_obfuscation import encode as cf_encode
 from addon.html.engine import Rewriter
-from addon.html.rocket_loader import opted_out
+from addon.html.features.email_obfuscation import decode as cf_decode
+from addon.html.features.email_obfuscation import encode as cf_encode
+from addon.html.features.rocket_loader import opted_out
 from tests.edge_helpers import RSE_ON
 from tests.edge_helpers import exchange
 from tests.edge_helpers import zone

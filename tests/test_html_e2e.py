@@ -12,7 +12,7 @@ from pathlib import Path
 import brotli
 import pytest
 
-from addon.html.email_obfuscation import decode as cf_decode
+from addon.html.features.email_obfuscation import decode as cf_decode
 from addon.http import codings
 from tests.loopback import Client
 from tests.loopback import Origin

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import brotli
 
-from addon.html.email_obfuscation import decode as cfemail
+from addon.html.features.email_obfuscation import decode as cfemail
 from tests.loopback import Gated
 from tests.loopback import Origin
 from tests.loopback import Route

@@ -12,7 +12,7 @@ from octorules_wirefilter import parse_expression
 from addon.expressions import ExpressionError
 from addon.expressions import Phase
 from addon.expressions import compile_expression
-from addon.expressions.schema import FIELDS
+from addon.expressions.fields import FIELDS
 
 BYTES_FIELDS = [n for n, f in FIELDS.items() if f.type.kind == "bytes"]
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from addon.compression import policy as policy
 from addon.config.zone import ETAG_REMOVAL_DOCUMENTED
-from addon.config.zone import HTML_FEATURES
+from addon.html import labels
 from addon.http import etag as etags
 from addon.http.accept_encoding import DECODABLE
 from addon.http.accept_encoding import IDENTITY
@@ -380,7 +380,7 @@ def _default_choice(
 def _rewrite(i: ResponseInputs, enc_in: str, size: int) -> Decision:
     """An HTML feature rewrites the body: decoded, rewritten, encoded as the edge chooses,
     and the ETag removed whether or not anything was found to rewrite (facts 2.3 step 2)."""
-    names = ", ".join(HTML_FEATURES[n] for n in i.rewriters)
+    names = labels(i.rewriters)
     wanted, why = _edge_choice(i, i.accepted, size)
     out = wanted or IDENTITY
     coded = f"encoded as {out}" if wanted else "sent uncompressed"

@@ -28,13 +28,13 @@ from addon.config.zone import Zone
 from addon.expressions import ExpressionError
 from addon.expressions import Phase
 from addon.expressions import compile_expression
+from addon.html.features import FEATURES
 
 BOOL, STR, INT, MAP, LIST, ANY = "boolean", "string", "integer", "mapping", "list", "any"
 
 # Zone settings (API setting ids) -> allowed values (a type name or a tuple of strings).
 SETTINGS: dict[str, Any] = {
-    "brotli": BOOL, "email_obfuscation": BOOL, "automatic_https_rewrites": BOOL,
-    "rocket_loader": BOOL, "mirage": BOOL, "fonts": BOOL,
+    "brotli": BOOL, **dict.fromkeys(FEATURES, BOOL), "fonts": BOOL,
     "polish": ("off", "lossless", "lossy", "webp"),
 }  # fmt: skip
 
@@ -82,9 +82,8 @@ CACHE_RESPONSE_PARAMETERS: dict[str, Any] = {
 
 # set_config action_parameters (facts 4.2, 4.3)
 CONFIG_PARAMETERS: dict[str, Any] = {
-    "automatic_https_rewrites": BOOL, "bic": BOOL, "disable_rum": BOOL, "disable_zaraz": BOOL,
-    "email_obfuscation": BOOL, "fonts": BOOL, "hotlink_protection": BOOL,
-    "opportunistic_encryption": BOOL, "rocket_loader": BOOL, "mirage": BOOL,
+    **dict.fromkeys(FEATURES, BOOL), "bic": BOOL, "disable_rum": BOOL, "disable_zaraz": BOOL,
+    "fonts": BOOL, "hotlink_protection": BOOL, "opportunistic_encryption": BOOL,
     "disable_apps": BOOL, "disable_railgun": BOOL, "server_side_excludes": BOOL, "sxg": BOOL,
     "autominify": MAP, "content_converter": BOOL,
     "security_level": ("off", "essentially_off", "low", "medium", "high", "under_attack"),

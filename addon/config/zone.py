@@ -10,6 +10,8 @@ from typing import Any
 
 from addon.expressions import Expression
 from addon.expressions import FieldValues
+from addon.html.feature import DOCUMENTED
+from addon.html.features import FEATURES
 
 # section in rules.yaml -> (Cloudflare phase, action)
 RULESETS = {
@@ -21,8 +23,7 @@ RULESETS = {
 RESPONSE_PHASES = ("compression_rules", "cache_response_rules")  # may read http.response.*
 
 # Zone settings this version acts on; the rest are accepted and reported as not emulated.
-CONTENT_FEATURES = {"email_obfuscation", "automatic_https_rewrites", "rocket_loader",
-                    "mirage", "polish"}  # fmt: skip
+CONTENT_FEATURES = {*FEATURES, "polish"}
 EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES}
 EMULATED_CACHE_PARAMETERS = {"respect_strong_etags", "cache", "edge_ttl", "browser_ttl",
                              "serve_stale", "cache_key", "origin_cache_control", "read_timeout"}
@@ -30,19 +31,12 @@ EMULATED_CACHE_RESPONSE_PARAMETERS = {"strip_etags", "strip_last_modified", "str
 EMULATED_CONFIG_PARAMETERS = {*CONTENT_FEATURES, "response_body_buffering"}
 
 # facts 2.2.3: Respect Strong ETags turns these features off.
-DISABLED_BY_RESPECT_STRONG_ETAGS = (
-    "rocket_loader", "email_obfuscation", "automatic_https_rewrites", "mirage",
-)  # fmt: skip
-
-# HTML-rewriting features, which remove ETags from HTML (facts 2.2.4, 2.3 step 2); the
-# rewriting itself is addon/html. Documented to remove ETags: the first two.
-HTML_FEATURES = {
-    "email_obfuscation": "Email Obfuscation",
-    "automatic_https_rewrites": "Automatic HTTPS Rewrites",
-    "rocket_loader": "Rocket Loader",
-    "mirage": "Mirage",
-}
-ETAG_REMOVAL_DOCUMENTED = frozenset({"email_obfuscation", "automatic_https_rewrites"})
+DISABLED_BY_RESPECT_STRONG_ETAGS = tuple(
+    name for name, f in FEATURES.items() if f.disabled_by_respect_strong_etags)
+# HTML-rewriting features remove ETags from HTML (facts 2.2.4, 2.3 step 2); documented
+# for some of them.
+ETAG_REMOVAL_DOCUMENTED = frozenset(
+    name for name, f in FEATURES.items() if f.etag_removal == DOCUMENTED)
 
 
 @dataclass(frozen=True)
@@ -86,10 +80,7 @@ class Zone:
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "brotli": True,
-    "email_obfuscation": True,
-    "automatic_https_rewrites": True,
-    "rocket_loader": False,
-    "mirage": False,
+    **{name: f.default for name, f in FEATURES.items()},
     "polish": "off",
     "fonts": False,
 }

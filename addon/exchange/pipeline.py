@@ -38,7 +38,6 @@ from addon.compression.decision import origin_coding
 from addon.compression.decision import pass_through
 from addon.compression.policy import ORIGIN_ACCEPT_ENCODING
 from addon.config.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
-from addon.config.zone import HTML_FEATURES
 from addon.config.zone import Zone
 from addon.exchange import egress
 from addon.exchange import errors as origin_errors
@@ -151,8 +150,8 @@ def on_request(zone: Zone, request: Request) -> RequestState:
             features[name] = False
     uninspected: tuple[str, ...] = ()
     if features.get("response_body_buffering") == "none":  # streamed uninspected (3.0.3)
-        uninspected = tuple(n for n in HTML_FEATURES if features.get(n))
-        for name in HTML_FEATURES:
+        uninspected = tuple(n for n in html.FEATURES if features.get(n))
+        for name in html.FEATURES:
             features[name] = False
     visitor = header(request.headers, b"accept-encoding")
     visitor_ae = wire_text(visitor) if visitor is not None else None
@@ -746,7 +745,7 @@ def _vary_with_accept_encoding(vary: bytes | None) -> bytes:
 
 
 def _labels(names: tuple[str, ...]) -> str:
-    return ", ".join(HTML_FEATURES[n] for n in names)
+    return html.labels(names)
 
 
 def _hostname(host: str) -> str:

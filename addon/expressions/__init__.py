@@ -8,8 +8,8 @@ from addon.expressions.compiler import Expression
 from addon.expressions.compiler import compile_expression
 from addon.expressions.errors import ExpressionError
 from addon.expressions.errors import NotEmulatedError
+from addon.expressions.fields import FIELDS
 from addon.expressions.fields import FieldValues
-from addon.expressions.schema import FIELDS
 from addon.expressions.schema import Phase
 
 __all__ = [

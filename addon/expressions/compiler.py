@@ -21,10 +21,12 @@ from addon.expressions import functions
 from addon.expressions import parser as ast
 from addon.expressions.errors import ExpressionError
 from addon.expressions.errors import NotEmulatedError
+from addon.expressions.fields import CLOUDFLARE_ONLY_FIELD_PREFIXES
+from addon.expressions.fields import FIELDS
+from addon.expressions.functions import FUNCTIONS
+from addon.expressions.functions import article
 from addon.expressions.schema import BOOL
 from addon.expressions.schema import BYTES
-from addon.expressions.schema import CLOUDFLARE_ONLY_FIELD_PREFIXES
-from addon.expressions.schema import FIELDS
 from addon.expressions.schema import INT
 from addon.expressions.schema import IP
 from addon.expressions.schema import Phase
@@ -41,15 +43,6 @@ _OPS_BY_KIND = {
     "int": _ORDER_OPS | {"in"},
     "ip": _ORDER_OPS | {"in"},
 }
-_ARITY = {
-    "any": (1, 1), "all": (1, 1), "starts_with": (2, 2), "ends_with": (2, 2),
-    "lower": (1, 1), "upper": (1, 1), "len": (1, 1), "concat": (2, 64),
-    "substring": (2, 3), "url_decode": (1, 2),
-}  # fmt: skip
-# Functions whose first argument must be a field or function result, never a literal.
-_FIELD_FIRST = {"starts_with", "ends_with", "lower", "upper", "len", "substring", "url_decode"}
-
-
 @dataclass(frozen=True)
 class Expression:
     """A compiled rule expression: call `matches(env)` per request."""
@@ -115,7 +108,7 @@ class _Compiler:
             )  # fmt: skip
         if v.type != BOOL:
             raise self.error(
-                f"expected a Boolean, but this is {_a(v.type)}", node, None,
+                f"expected a Boolean, but this is {article(v.type)}", node, None,
                 "compare it with an operator, e.g. `eq`, `contains` or `in {...}`",
             )  # fmt: skip
         return v.fn
@@ -136,7 +129,8 @@ class _Compiler:
             if inner.each and inner.type == array(BOOL):
                 f = inner.fn
                 return _Value(inner.type, lambda env: _map_not(f(env)), inner.star_at)
-            raise self.error(f"`not` needs a Boolean, but this is {_a(inner.type)}", node.operand)
+            raise self.error(f"`not` needs a Boolean, but this is {article(inner.type)}",
+                             node.operand)
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.FieldRef):
@@ -184,7 +178,7 @@ class _Compiler:
         assert container is not None or not base.each
         if container is None or container.kind not in ("array", "map"):
             raise self.error(
-                f"cannot index {_a(container or base.type)}",
+                f"cannot index {article(container or base.type)}",
                 node.key_start - 1,
                 node.end - node.key_start + 1,
             )
@@ -219,33 +213,34 @@ class _Compiler:
 
     def call(self, node: ast.Call) -> _Value:
         name = node.name
-        if name not in _ARITY:
+        spec = FUNCTIONS.get(name)
+        if spec is None:
             if name in functions.CLOUDFLARE_ONLY_FUNCTIONS:
                 raise self.error(
                     f"function `{name}()` is not emulated", node.start, len(name),
-                    hint="supported: " + ", ".join(sorted(_ARITY)), cls=NotEmulatedError,
+                    hint="supported: " + ", ".join(sorted(FUNCTIONS)), cls=NotEmulatedError,
                 )  # fmt: skip
-            close = difflib.get_close_matches(name, _ARITY, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
             raise self.error(
                 f"unknown function `{name}()`", node.start, len(name),
                 hint=f"did you mean `{close[0]}()`?" if close else
-                "supported: " + ", ".join(sorted(_ARITY)),
+                "supported: " + ", ".join(sorted(FUNCTIONS)),
             )  # fmt: skip
-        lo, hi = _ARITY[name]
+        lo, hi = spec.min_args, spec.max_args
         if not lo <= len(node.args) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 64 else f"at least {lo}"
             raise self.error(f"`{name}()` takes {want} argument(s), got {len(node.args)}", node)
         args = [self.argument(a, i) for i, a in enumerate(node.args)]
         first = args[0]
-        if name in _FIELD_FIRST and first.literal:
+        if spec.field_first and first.literal:
             raise self.error(
                 f"the first argument of `{name}()` must be a field or a function, not a literal",
                 node.args[0],
             )  # fmt: skip
         element = first.type.inner if first.each else first.type
         assert element is not None
-        ret = self.signature(name, node, args, element)
-        impl = functions.IMPLEMENTATIONS[name]
+        ret = spec.check(_Call(self, node, args, element))
+        impl = spec.impl
         fns = [a.fn for a in args]
         if name in ("any", "all"):
             f0 = fns[0]
@@ -272,47 +267,6 @@ class _Compiler:
             raise self.error("`[*]` is only allowed in a function's first argument", v.star_at, 3)
         return v
 
-    def signature(self, name: str, node: ast.Call, args: list[_Value], first: Type) -> Type:
-        """Check argument types; return the result type for one element."""
-
-        def need(i: int, ok: bool, what: str) -> None:
-            if not ok:
-                raise self.error(
-                    f"argument {i + 1} of `{name}()` must be {what}, but it is "
-                    f"{_a(args[i].type if i else first)}", node.args[i],
-                )  # fmt: skip
-
-        if name in ("any", "all"):
-            need(0, args[0].type == array(BOOL), 'an array of Booleans, e.g. x[*] eq "y"')
-            return BOOL
-        if name in ("starts_with", "ends_with"):
-            need(0, first == BYTES, "a String")
-            need(1, args[1].type == BYTES, "a String")
-            return BOOL
-        if name in ("lower", "upper"):
-            need(0, first == BYTES, "a String")
-            return BYTES
-        if name == "len":
-            need(0, first == BYTES or first.kind == "array", "a String or an array")
-            return INT
-        if name == "concat":
-            need(0, first == BYTES or first.kind == "array", "a String or an array")
-            for i in range(1, len(args)):
-                need(i, args[i].type == first, f"{_a(first)} like the first")
-            return first
-        if name == "substring":
-            need(0, first == BYTES, "a String")
-            for i in range(1, len(args)):
-                need(i, args[i].type == INT, "an Integer")
-            return BYTES
-        # url_decode
-        need(0, first == BYTES, "a String")
-        if len(args) == 2:
-            opt = node.args[1]
-            if not (isinstance(opt, ast.StringLiteral) and opt.value in (b"r", b"u", b"ur", b"ru")):
-                raise self.error('the option of `url_decode()` must be "r", "u" or "ur"', opt)
-        return BYTES
-
     # -- comparisons --
 
     def compare(self, node: ast.Compare) -> _Value:
@@ -332,12 +286,12 @@ class _Compiler:
             )  # fmt: skip
         if t.kind in ("array", "map"):
             raise self.error(
-                f"operator `{op}` cannot be used on {_a(t)}", node.op_start, op_len,
+                f"operator `{op}` cannot be used on {article(t)}", node.op_start, op_len,
                 "pick one element ([0] or [\"name\"]) or use any(x[*] ...) / all(x[*] ...)",
             )  # fmt: skip
         if op not in _OPS_BY_KIND[t.kind]:
             raise self.error(
-                f"operator `{op}` needs a String, but the left side is {_a(t)}",
+                f"operator `{op}` needs a String, but the left side is {article(t)}",
                 node.op_start, op_len,
                 "integers and IP addresses support eq, ne, lt, le, gt, ge and in",
             )  # fmt: skip
@@ -374,7 +328,7 @@ class _Compiler:
         if isinstance(rhs, ast.FieldRef | ast.Call | ast.Index):
             other = self.node(rhs)
             if other.type != t or other.each:
-                raise self.error(f"cannot compare {_a(t)} with {_a(other.type)}", rhs)
+                raise self.error(f"cannot compare {article(t)} with {article(other.type)}", rhs)
             g = other.fn
             cmp = _COMPARE[op]
             return lambda v, env: _both(cmp, v, g(env))
@@ -394,7 +348,7 @@ class _Compiler:
             )  # fmt: skip
         if not isinstance(node, ast.Word):
             raise self.error(
-                f"expected {_a(t)}, not a string",
+                f"expected {article(t)}, not a string",
                 node,
                 hint="numbers and IP addresses are written without quotes",
             )
@@ -429,7 +383,7 @@ class _Compiler:
         networks: list[Any] = []
         for item in node.items:
             if not isinstance(item, ast.Word):
-                raise self.error(f"expected {_a(t)} in the set, not a string", item)
+                raise self.error(f"expected {article(t)} in the set, not a string", item)
             text = item.text
             if ".." in text and not text.endswith(".."):
                 lo_text, hi_text = text.split("..", 1)
@@ -507,9 +461,6 @@ _RE2_OPTIONS.encoding = re2.Options.Encoding.LATIN1  # match bytes, like Cloudfl
 _RE2_OPTIONS.log_errors = False
 
 
-def _a(t: Type) -> str:
-    s = str(t)
-    return ("an " if s[0] in "AEIOU" else "a ") + s
 
 
 def _both(cmp: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
@@ -563,3 +514,25 @@ def _logical(op: str, left: Fn, right: Fn) -> Fn:
     if op == "or":
         return lambda env: left(env) or right(env)
     return lambda env: left(env) != right(env)
+
+
+class _Call:
+    """One call as a function's check sees it (functions.Call)."""
+
+    def __init__(self, compiler: Any, node: ast.Call, args: list[Any], first: Type) -> None:
+        self.compiler, self.node = compiler, node
+        self.types = [first, *(a.type for a in args[1:])]
+        self.whole = args[0].type
+
+    def need(self, i: int, ok: bool, what: str) -> None:
+        if not ok:
+            name = self.node.name
+            raise self.fail(i, f"argument {i + 1} of `{name}()` must be {what}, but it is "
+                               f"{article(self.types[i])}")
+
+    def literal(self, i: int) -> bytes | None:
+        arg = self.node.args[i]
+        return arg.value if isinstance(arg, ast.StringLiteral) else None
+
+    def fail(self, i: int, message: str) -> Exception:
+        return self.compiler.error(message, self.node.args[i])

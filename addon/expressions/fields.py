@@ -8,8 +8,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from addon.expressions.schema import BOOL
+from addon.expressions.schema import BYTES
+from addon.expressions.schema import INT
+from addon.expressions.schema import IP
+from addon.expressions.schema import Phase
+from addon.expressions.schema import Type
+from addon.expressions.schema import array
+from addon.expressions.schema import map_of
 from addon.http.fields import cookies
 from addon.http.fields import extension
 from addon.http.fields import media_type
@@ -30,7 +39,8 @@ class FieldValues(dict):
         self.response = response
 
     def __missing__(self, name: str) -> Any:
-        value = _GETTERS[name](self)
+        spec = FIELDS.get(name)
+        value = spec.get(self) if spec is not None else _MEMO[name](self)
         self[name] = value
         return value
 
@@ -99,42 +109,102 @@ def _resp_headers(env: FieldValues) -> dict[str, list[bytes]]:
     return _headers_map(env.response.headers if env.response else ())
 
 
-_GETTERS: dict[str, Callable[[FieldValues], Any]] = {
-    "_raw_target": lambda env: env.request.target.encode("utf-8", "surrogateescape"),
-    "raw.http.request.uri": lambda env: env["_raw_target"],
-    "raw.http.request.uri.path": lambda env: _split_target(env["_raw_target"])[0],
-    "raw.http.request.uri.query": lambda env: _split_target(env["_raw_target"])[1],
-    "raw.http.request.uri.path.extension":
-        lambda env: extension(env["raw.http.request.uri.path"]),
-    "raw.http.request.full_uri": lambda env: _full_uri(env, env["_raw_target"]),
-    "http.request.uri.path": lambda env: normalize_path(env["raw.http.request.uri.path"]),
-    "http.request.uri.query": lambda env: env["raw.http.request.uri.query"],
-    "http.request.uri": lambda env: env["http.request.uri.path"] + (
-        b"?" + env["http.request.uri.query"] if b"?" in env["_raw_target"] else b""),
-    "http.request.uri.path.extension": lambda env: extension(env["http.request.uri.path"]),
-    "http.request.full_uri": lambda env: _full_uri(env, env["http.request.uri"]),
-    # the bytes the visitor sent (a name that is not ASCII arrives as UTF-8 or punycode)
-    "http.host": lambda env: env.request.host.encode("utf-8", "surrogateescape"),
-    "http.request.method": lambda env: env.request.method.upper().encode(),
-    "http.request.version": _version,
-    "http.request.headers": lambda env: _headers_map(env.request.headers),
-    "http.request.headers.names": lambda env: [k for k, _ in env.request.headers],
-    "http.request.headers.values": lambda env: [v for _, v in env.request.headers],
-    "http.request.headers.truncated": lambda env: False,
-    "http.cookie": _req_header(b"cookie"),
-    "http.request.cookies": _cookies,
-    "http.user_agent": _req_header(b"user-agent"),
-    "http.referer": _req_header(b"referer"),
-    "http.x_forwarded_for": _req_header(b"x-forwarded-for"),
-    "ip.src": _client_ip,
-    "ssl": lambda env: env.request.scheme == "https",
-    "http.response.code": lambda env: env.response.status if env.response else None,
-    "http.response.headers": _resp_headers,
-    "http.response.headers.names":
-        lambda env: [k for k, _ in env.response.headers] if env.response else None,
-    "http.response.headers.values":
-        lambda env: [v for _, v in env.response.headers] if env.response else None,
-    "http.response.headers.truncated": lambda env: False,
-    "http.response.content_type.media_type": lambda env: media_type(
-        header(env.response.headers, b"content-type") if env.response else None),
-}  # fmt: skip
+# the raw request target, read once for the fields derived from it
+_RAW_TARGET = "_raw_target"
+_MEMO: dict[str, Callable[[FieldValues], Any]] = {
+    _RAW_TARGET: lambda env: env.request.target.encode("utf-8", "surrogateescape"),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of the Rules language: its name, its type, how its value is read from the
+    request (and response), and the phases that may use it."""
+
+    name: str
+    type: Type
+    get: Callable[[FieldValues], Any]
+    phase: Phase = Phase.REQUEST
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in (
+    Field("http.host", BYTES,
+          lambda env: env.request.host.encode("utf-8", "surrogateescape")),
+    Field("http.request.method", BYTES,
+          lambda env: env.request.method.upper().encode()),
+    Field("http.request.version", BYTES,
+          _version),
+    Field("http.request.full_uri", BYTES,
+          lambda env: _full_uri(env, env["http.request.uri"])),
+    Field("http.request.uri", BYTES,
+          lambda env: env["http.request.uri.path"] + (
+              b"?" + env["http.request.uri.query"] if b"?" in env[_RAW_TARGET] else b"")),
+    Field("http.request.uri.path", BYTES,
+          lambda env: normalize_path(env["raw.http.request.uri.path"])),
+    Field("http.request.uri.path.extension", BYTES,
+          lambda env: extension(env["http.request.uri.path"])),
+    Field("http.request.uri.query", BYTES,
+          lambda env: env["raw.http.request.uri.query"]),
+    Field("raw.http.request.full_uri", BYTES,
+          lambda env: _full_uri(env, env[_RAW_TARGET])),
+    Field("raw.http.request.uri", BYTES,
+          lambda env: env[_RAW_TARGET]),
+    Field("raw.http.request.uri.path", BYTES,
+          lambda env: _split_target(env[_RAW_TARGET])[0]),
+    Field("raw.http.request.uri.path.extension", BYTES,
+          lambda env: extension(env["raw.http.request.uri.path"])),
+    Field("raw.http.request.uri.query", BYTES,
+          lambda env: _split_target(env[_RAW_TARGET])[1]),
+    Field("http.request.headers", map_of(array(BYTES)),
+          lambda env: _headers_map(env.request.headers)),
+    Field("http.request.headers.names", array(BYTES),
+          lambda env: [k for k, _ in env.request.headers]),
+    Field("http.request.headers.values", array(BYTES),
+          lambda env: [v for _, v in env.request.headers]),
+    Field("http.request.headers.truncated", BOOL,
+          lambda env: False),
+    Field("http.cookie", BYTES,
+          _req_header(b"cookie")),
+    Field("http.request.cookies", map_of(array(BYTES)),
+          _cookies),
+    Field("http.user_agent", BYTES,
+          _req_header(b"user-agent")),
+    Field("http.referer", BYTES,
+          _req_header(b"referer")),
+    Field("http.x_forwarded_for", BYTES,
+          _req_header(b"x-forwarded-for")),
+    Field("ip.src", IP,
+          _client_ip),
+    Field("ssl", BOOL,
+          lambda env: env.request.scheme == "https"),
+    Field("http.response.code", INT,
+          lambda env: env.response.status if env.response else None, Phase.RESPONSE),
+    Field("http.response.headers", map_of(array(BYTES)), _resp_headers, Phase.RESPONSE),
+    Field("http.response.headers.names", array(BYTES),
+          lambda env: [k for k, _ in env.response.headers] if env.response else None,
+          Phase.RESPONSE),
+    Field("http.response.headers.values", array(BYTES),
+          lambda env: [v for _, v in env.response.headers] if env.response else None,
+          Phase.RESPONSE),
+    Field("http.response.headers.truncated", BOOL, lambda env: False, Phase.RESPONSE),
+    Field("http.response.content_type.media_type", BYTES,
+          lambda env: media_type(header(env.response.headers, b"content-type")
+                                 if env.response else None), Phase.RESPONSE),
+)}  # fmt: skip
+
+# Real Cloudflare fields this emulator has no data for (geo, bot scores, bodies...).
+# They parse, so a rule pasted from the dashboard gets "not emulated", not "unknown".
+CLOUDFLARE_ONLY_FIELD_PREFIXES = (
+    "cf.",
+    "ip.src.",
+    "ip.geoip.",
+    "http.request.body.",
+    "http.request.timestamp.",
+    "http.request.accepted_languages",
+    "http.request.jwt.",
+    "http.response.1xxx_code",
+    "raw.http.request.headers",
+    "raw.http.response.headers",
+    "http.request.uri.args",
+    "raw.http.request.uri.args",
+)

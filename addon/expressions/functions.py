@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from typing import Protocol
+
+from addon.expressions.schema import BOOL
+from addon.expressions.schema import BYTES
+from addon.expressions.schema import INT
+from addon.expressions.schema import Type
+from addon.expressions.schema import array
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _PERCENT_U = re.compile(rb"%u([0-9A-Fa-f]{4})")
@@ -78,8 +86,95 @@ def url_decode(value: bytes | None, options: bytes = b"") -> bytes | None:
     return value
 
 
-IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
-    "any": any_, "all": all_, "starts_with": starts_with, "ends_with": ends_with,
-    "lower": lower, "upper": upper, "len": len_, "concat": concat, "substring": substring,
-    "url_decode": url_decode,
-}  # fmt: skip
+class Call(Protocol):
+    """What a function's check sees of one call: the types of its arguments (the first
+    one's element type when it is mapped over `[*]`), and how to reject an argument."""
+
+    types: list[Type]
+    whole: Type  # the first argument's own type (an array when it is mapped over `[*]`)
+
+    def need(self, i: int, ok: bool, what: str) -> None:
+        """Reject argument i (0-based) unless `ok`; `what` says what it must be."""
+
+    def literal(self, i: int) -> bytes | None:
+        """Argument i when it is a string literal, else None."""
+
+    def fail(self, i: int, message: str) -> Exception:
+        """An error pointing at argument i."""
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function of the Rules language: its implementation, how many arguments it
+    takes, and the check of their types, which returns the result type (for one element
+    when the first argument is mapped over `[*]`)."""
+
+    name: str
+    impl: Callable[..., Any]
+    min_args: int
+    max_args: int
+    check: Callable[[Call], Type]
+    field_first: bool = True  # the first argument is a field or function, not a literal
+
+
+def _bools(c: Call) -> Type:
+    c.need(0, c.whole == array(BOOL), 'an array of Booleans, e.g. x[*] eq "y"')
+    return BOOL
+
+
+def _two_strings(c: Call) -> Type:
+    c.need(0, c.types[0] == BYTES, "a String")
+    c.need(1, c.types[1] == BYTES, "a String")
+    return BOOL
+
+
+def _string_to_string(c: Call) -> Type:
+    c.need(0, c.types[0] == BYTES, "a String")
+    return BYTES
+
+
+def _length(c: Call) -> Type:
+    c.need(0, c.types[0] == BYTES or c.types[0].kind == "array", "a String or an array")
+    return INT
+
+
+def _concat(c: Call) -> Type:
+    first = c.types[0]
+    c.need(0, first == BYTES or first.kind == "array", "a String or an array")
+    for i in range(1, len(c.types)):
+        c.need(i, c.types[i] == first, f"{article(first)} like the first")
+    return first
+
+
+def _substring(c: Call) -> Type:
+    c.need(0, c.types[0] == BYTES, "a String")
+    for i in range(1, len(c.types)):
+        c.need(i, c.types[i] == INT, "an Integer")
+    return BYTES
+
+
+def _url_decode(c: Call) -> Type:
+    c.need(0, c.types[0] == BYTES, "a String")
+    if len(c.types) == 2 and c.literal(1) not in (b"r", b"u", b"ur", b"ru"):
+        raise c.fail(1, 'the option of `url_decode()` must be "r", "u" or "ur"')
+    return BYTES
+
+
+def article(t: Type) -> str:
+    """`a String`, `an Integer`."""
+    s = str(t)
+    return ("an " if s[0] in "AEIOU" else "a ") + s
+
+
+FUNCTIONS: dict[str, Function] = {f.name: f for f in (
+    Function("any", any_, 1, 1, _bools, field_first=False),
+    Function("all", all_, 1, 1, _bools, field_first=False),
+    Function("starts_with", starts_with, 2, 2, _two_strings),
+    Function("ends_with", ends_with, 2, 2, _two_strings),
+    Function("lower", lower, 1, 1, _string_to_string),
+    Function("upper", upper, 1, 1, _string_to_string),
+    Function("len", len_, 1, 1, _length),
+    Function("concat", concat, 2, 64, _concat, field_first=False),
+    Function("substring", substring, 2, 3, _substring),
+    Function("url_decode", url_decode, 1, 2, _url_decode),
+)}  # fmt: skip

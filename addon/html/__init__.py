@@ -1,197 +1,35 @@
 """The HTML features (facts 3): which apply to a response, and the rewrite itself.
 
-Each feature is one module with one class (install handlers on the engine's Rewriter,
-count what it changed, optionally add markup before </body>); this module runs them over
-one document in one pass of the engine.
+Each feature is one module in `features/` declaring a FeatureSpec (see feature.py); the
+rewrite (rewrite.py) runs the ones on for a response over the document in one pass of
+the engine (engine.py, lol-html).
 """
 
 from __future__ import annotations
 
-import random
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
-from typing import Protocol
 
 from addon.html import charset
-from addon.html.email_obfuscation import EmailObfuscation
-from addon.html.engine import HTML
-from addon.html.engine import EngineError
-from addon.html.engine import Rewriter
-from addon.html.https_rewrites import HttpsRewrites
-from addon.html.mirage import Mirage
-from addon.html.rocket_loader import RocketLoader
+from addon.html.feature import HTML_TYPES
+from addon.html.feature import FeatureSpec
+from addon.html.feature import HtmlJob
+from addon.html.features import FEATURES
+from addon.html.rewrite import RewriteError
+from addon.html.rewrite import RewriteResult
+from addon.html.rewrite import StreamRewrite
+from addon.html.rewrite import rewrite
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-# zone setting id -> the media types it rewrites (facts 3.1.2; text/html only for the
-# others, modelled), in the order they run
-MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    "email_obfuscation": HTML_TYPES,
-    "automatic_https_rewrites": ("text/html",),
-    "rocket_loader": ("text/html",),
-    "mirage": ("text/html",),
-}
-PRO_AND_UP = {"mirage"}  # facts 3.4.2
-
-
-class Feature(Protocol):
-    name: str
-    label: str
-
-    def install(self, rw: Rewriter, page: bytes | None) -> None: ...
-    def counts(self) -> dict[str, int]: ...
-    def end_of_body(self) -> str: ...
-
-
-class RewriteError(Exception):
-    """The page cannot be rewritten faithfully; it goes out untouched."""
-
-
-@dataclass(frozen=True)
-class HtmlJob:
-    """What the rewrite of one response needs besides its body."""
-
-    features: tuple[str, ...]  # zone setting ids, in FEATURES order
-    charset: str | None = None  # from Content-Type
-    https_hosts: tuple[str, ...] = ()
-    page_host: str = ""  # the host the page was asked from
-
-
-@dataclass
-class RewriteResult:
-    body: bytes
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    charset: str = "utf-8"
+__all__ = ["FEATURES", "HTML_TYPES", "FeatureSpec", "HtmlJob", "RewriteError",
+           "RewriteResult", "StreamRewrite", "active_features", "charset", "labels", "rewrite"]
 
 
 def active_features(settings: Mapping[str, Any], media_type: str, plan: str) -> tuple[str, ...]:
     """The features on for this request that rewrite a body of this media type."""
-    return tuple(
-        name
-        for name, types in MEDIA_TYPES.items()
-        if settings.get(name) and media_type in types
-        and not (name in PRO_AND_UP and plan == "free")
-    )
+    return tuple(name for name, spec in FEATURES.items()
+                 if settings.get(name) and spec.applies(media_type, plan))
 
 
-def rewrite(body: bytes, job: HtmlJob, rng: random.Random | None = None) -> RewriteResult:
-    """Run the job's features over one decoded body. RewriteError if it cannot be done
-    byte-faithfully (unknown or invalid charset, engine failure)."""
-    rng = rng or random.SystemRandom()
-    try:
-        codec = charset.detect(job.charset, body)
-        utf8 = charset.to_utf8(body, codec)
-    except charset.CharsetError as e:
-        raise RewriteError(str(e)) from None
-    features = [_build(name, job, rng) for name in job.features]
-    rw = Rewriter()
-    for feature in features:
-        feature.install(rw, utf8)
-    # No end-tag handlers in the bindings: a marker appended inside <body> (lol-html puts
-    # it just before </body>) is replaced once the whole page is known.
-    marker = f"<!--cf-edge-{secrets.token_hex(16)}-->"
-    bodies: list[bool] = []  # never the element itself: lol-html's may not outlive the run
-
-    def on_body(el) -> None:
-        bodies.append(True)
-        el.append(marker, HTML)
-
-    def at_end() -> str:
-        return "" if bodies else _end_of_body(features)
-
-    rw.on_element("body", on_body)
-    rw.on_end(at_end)
-    try:
-        out = rw.run(utf8)
-    except EngineError as e:
-        raise RewriteError(str(e)) from None
-    if bodies:
-        first, _, rest = out.partition(marker.encode())
-        out = first + _end_of_body(features).encode() + rest.replace(marker.encode(), b"")
-    try:
-        out = charset.from_utf8(out, codec)
-    except charset.CharsetError as e:
-        raise RewriteError(str(e)) from None
-    return RewriteResult(out, {f.name: f.counts() for f in features}, codec)
-
-
-class StreamRewrite:
-    """The rewrite of a page that is streamed: fed as it arrives, each piece written out as
-    soon as lol-html has it. UTF-8 only: the whole-page charset check of rewrite() cannot be
-    made on a stream, so the caller rewrites a streamed page only when it is declared UTF-8
-    or declares nothing (then bytes that are not UTF-8 in text a feature looks at become
-    U+FFFD, as lol-html reads them)."""
-
-    def __init__(self, job: HtmlJob, rng: random.Random | None = None) -> None:
-        rng = rng or random.SystemRandom()
-        self.features = [_build(name, job, rng) for name in job.features]
-        self.rw = Rewriter()
-        for feature in self.features:
-            feature.install(self.rw, None)
-        # the end of <body> is found in the output as it streams (see rewrite())
-        self.marker = f"<!--cf-edge-{secrets.token_hex(16)}-->".encode()
-        self.bodies = 0
-        self.held = b""  # output that may be the start of the marker
-        self.replaced = False
-
-        def on_body(el) -> None:
-            self.bodies += 1
-            el.append(self.marker.decode(), HTML)
-
-        self.rw.on_element("body", on_body)
-        self.rw.on_end(lambda: "" if self.bodies else _end_of_body(self.features))
-
-    def feed(self, chunk: bytes) -> bytes:
-        try:
-            return self._pass(self.rw.write(chunk))
-        except EngineError as e:
-            raise RewriteError(str(e)) from None
-
-    def end(self) -> bytes:
-        try:
-            out = self._pass(self.rw.close())
-        except EngineError as e:
-            raise RewriteError(str(e)) from None
-        out += self.held
-        self.held = b""
-        return out
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        return {f.name: f.counts() for f in self.features}
-
-    def _pass(self, out: bytes) -> bytes:
-        data = self.held + out
-        if not self.replaced:
-            at = data.find(self.marker)
-            if at >= 0:
-                self.replaced = True
-                data = (data[:at] + _end_of_body(self.features).encode()
-                        + data[at + len(self.marker):])
-            else:  # keep what could be the marker's beginning until the next piece
-                keep = len(self.marker) - 1
-                cut = max(len(data) - keep, 0)
-                while cut < len(data) and not self.marker.startswith(data[cut:]):
-                    cut += 1
-                self.held = data[cut:]
-                return data[:cut]
-        data = data.replace(self.marker, b"")  # a second <body>'s marker: nothing there
-        self.held = b""
-        return data
-
-
-def _end_of_body(features: list[Feature]) -> str:
-    return "".join(f.end_of_body() for f in features)
-
-
-def _build(name: str, job: HtmlJob, rng: random.Random) -> Feature:
-    if name == "email_obfuscation":
-        return EmailObfuscation(rng)
-    if name == "automatic_https_rewrites":
-        return HttpsRewrites(job.https_hosts, job.page_host)
-    if name == "rocket_loader":
-        return RocketLoader(rng)
-    if name == "mirage":
-        return Mirage()
-    raise ValueError(f"unknown HTML feature {name!r}")
+def labels(names: tuple[str, ...]) -> str:
+    """`Email Obfuscation, Rocket Loader` for the log."""
+    return ", ".join(FEATURES[n].label for n in names)

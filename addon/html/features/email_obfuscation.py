@@ -16,6 +16,11 @@ import re
 from addon.html.engine import HTML
 from addon.html.engine import Element
 from addon.html.engine import Rewriter
+from addon.html.feature import DOCUMENTED
+from addon.html.feature import HTML_TYPES
+from addon.html.feature import FeatureSpec
+from addon.html.feature import Page
+from addon.html.feature import Script
 
 NAME = "email_obfuscation"
 LABEL = "Email Obfuscation"
@@ -117,3 +122,11 @@ class EmailObfuscation:
             self.decoder_placed = True
             return DECODER_TAG
         return ""
+
+
+FEATURE = FeatureSpec(
+    NAME, LABEL, order=1, build=lambda job, rng: EmailObfuscation(rng),
+    media_types=HTML_TYPES, default=True, etag_removal=DOCUMENTED,
+    assets=(Script("email-decode", "email-decode.js"),
+            Page(PROTECTION_PATH, "email-protection.html")),
+)

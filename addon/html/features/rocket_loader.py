@@ -13,6 +13,8 @@ import random
 
 from addon.html.engine import Element
 from addon.html.engine import Rewriter
+from addon.html.feature import FeatureSpec
+from addon.html.feature import Script
 
 NAME = "rocket_loader"
 LABEL = "Rocket Loader"
@@ -64,3 +66,9 @@ class RocketLoader:
             return ""
         return (f'<script src="{LOADER_PATH}" data-cf-settings="{self.token}-|49" '
                 "defer></script>")
+
+
+FEATURE = FeatureSpec(
+    NAME, LABEL, order=3, build=lambda job, rng: RocketLoader(rng),
+    assets=(Script("rocket-loader", "rocket-loader.js"),),
+)

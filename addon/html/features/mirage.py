@@ -12,6 +12,8 @@ import html
 from addon.html.engine import HTML
 from addon.html.engine import Element
 from addon.html.engine import Rewriter
+from addon.html.feature import FeatureSpec
+from addon.html.feature import Script
 
 NAME = "mirage"
 LABEL = "Mirage"
@@ -45,3 +47,10 @@ class Mirage:
         if not self.images:
             return ""
         return f'<script data-cfasync="false" src="{SCRIPT_PATH}"></script>'
+
+
+FEATURE = FeatureSpec(
+    NAME, LABEL, order=4, build=lambda job, rng: Mirage(),
+    plans=("pro", "business", "enterprise"),  # facts 3.4.2
+    assets=(Script("mirage2", "mirage.js"),),
+)

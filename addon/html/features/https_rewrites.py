@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from addon.html.engine import Element
 from addon.html.engine import Rewriter
+from addon.html.feature import DOCUMENTED
+from addon.html.feature import FeatureSpec
 
 NAME = "automatic_https_rewrites"
 LABEL = "Automatic HTTPS Rewrites"
@@ -102,3 +104,9 @@ class HttpsRewrites:
             words[0] = self._url(words[0], kind)
             out.append(lead + " ".join(words))
         return ",".join(out)
+
+
+FEATURE = FeatureSpec(
+    NAME, LABEL, order=2, build=lambda job, rng: HttpsRewrites(job.https_hosts, job.page_host),
+    default=True, etag_removal=DOCUMENTED,
+)
