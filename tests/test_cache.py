@@ -15,6 +15,8 @@ from addon.cache.settings import cache_settings
 from addon.cache.store import CachedObject
 from addon.config.loader import RulesFileError
 from addon.config.loader import parse_rules
+from addon.config.parameters import CacheKey
+from addon.config.parameters import cache_parameters
 from addon.exchange import pipeline
 from addon.http import codings
 from addon.http import ranges as cache_ranges
@@ -45,7 +47,7 @@ T0 = 1_800_000_000.0
     ("GET", "/s.css", {"cache": False}, False, "cache: false"),
 ])
 def test_eligibility(method, path, params, eligible, why):
-    s = cache_settings(method, path, params, "pro")
+    s = cache_settings(method, path, cache_parameters(params), "pro")
     assert s.eligible is eligible and why in s.reason
 
 
@@ -53,7 +55,9 @@ def test_eligibility(method, path, params, eligible, why):
 
 
 def _key(target="/a.css?b=2&a=1", headers=(), params=None, scheme="https", host="Example.com"):
-    return cache_key(scheme, host, target, tuple(headers), params or {})
+    typed = cache_parameters({"cache_key": params}).cache_key if params else CacheKey()
+    assert typed is not None
+    return cache_key(scheme, host, target, tuple(headers), typed)
 
 
 def test_default_key_is_url_and_listed_headers_not_accept_encoding():
@@ -100,7 +104,7 @@ def test_custom_key_headers_cookies_presence():
 
 
 def _fresh(cc=None, status=200, extra=(), params=None, request=(), plan="pro", size=10):
-    s = cache_settings("GET", "/a.css", params or {}, plan)
+    s = cache_settings("GET", "/a.css", cache_parameters(params or {}), plan)
     headers = list(extra)
     if cc is not None:
         headers.append((b"Cache-Control", cc.encode()))

@@ -16,6 +16,8 @@ from addon import cache
 from addon.cache.key import cache_key
 from addon.cache.store import CachedObject
 from addon.cache.store import Store
+from addon.config.parameters import CacheKey
+from addon.config.parameters import cache_parameters
 from addon.exchange import pipeline
 from addon.http import ranges
 from addon.http.headers import header
@@ -101,8 +103,10 @@ PARAMS = st.lists(st.tuples(NAMES, st.text("abc123", max_size=3)), max_size=6)
 
 
 def _key(host="example.com", query="", headers=(), rules=None) -> str:
+    typed = cache_parameters({"cache_key": rules}).cache_key if rules else CacheKey()
+    assert typed is not None
     return cache_key("https", host, "/p" + (f"?{query}" if query else ""), tuple(headers),
-                     rules or {})
+                     typed)
 
 
 @PROPERTY

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from addon.cache.key import cache_key
+from addon.config.parameters import CacheKey
+from addon.config.parameters import CacheParameters
 from addon.http.fields import cookies
 from addon.http.fields import extension
 from addon.http.fields import media_type
@@ -25,7 +27,7 @@ def test_extension_follows_the_documented_field(path, ext):
 def test_the_rules_field_and_the_cache_read_the_extension_alike():
     from addon.cache.settings import cache_settings
     assert evaluate('http.request.uri.path.extension eq "css"', Request(target="/a/B.CSS"))
-    assert cache_settings("GET", "/a/B.CSS?x=1", {}, "pro").eligible
+    assert cache_settings("GET", "/a/B.CSS?x=1", CacheParameters(), "pro").eligible
 
 
 @pytest.mark.parametrize(("value", "jar"), [
@@ -42,7 +44,7 @@ def test_cookies(value, jar):
 def test_the_cache_key_and_the_rules_field_read_cookies_alike():
     headers = ((b"Cookie", b"%6Cang=fr; lang=en"),)
     key = cache_key("https", "example.com", "/a.css", headers,
-                    {"custom_key": {"cookie": {"include": ["lang"]}}})
+                    CacheKey(cookie_include=("lang",)))
     assert "cookie lang=fr" in key  # the first value, the name read as the field reads it
     assert evaluate('http.request.cookies["lang"][0] eq "fr"', Request(headers=headers))
 

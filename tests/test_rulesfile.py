@@ -9,6 +9,9 @@ import pytest
 from addon.config.loader import RulesFileError
 from addon.config.loader import load_rules
 from addon.config.loader import parse_rules
+from addon.config.parameters import CacheParameters
+from addon.config.parameters import CompressParameters
+from addon.config.parameters import EdgeTTL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,11 +51,12 @@ configuration_rules:
       security_level: high
 """)
     assert z.cache_rules[0].label == 'cache_rules[1] "Strong ETags for static files"'
-    assert z.compression_rules[0].action_parameters["algorithms"] == ("gzip", "auto")
+    assert z.compression_rules[0].action_parameters == CompressParameters(("gzip", "auto"))
     # the edge cache emulates cache, edge_ttl and respect_strong_etags
     assert z.not_emulated == ("configuration_rules[1].action_parameters.security_level",)
-    assert z.cache_rules[0].action_parameters["edge_ttl"] == {"mode": "override_origin",
-                                                              "default": 3600}
+    params = z.cache_rules[0].action_parameters
+    assert params == CacheParameters(cache=True, respect_strong_etags=True,
+                                     edge_ttl=EdgeTTL("override_origin", 3600))
 
 
 @pytest.mark.parametrize(

@@ -46,19 +46,19 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
         return _bypass("a partial response (206) is not stored without Origin Range Requests "
                        "(facts 1.8.9)")
     source, cc = _directives(response)
-    swr_allowed = not settings.serve_stale.get("disable_stale_while_updating", False)
+    swr_allowed = not settings.serve_stale.disable_stale_while_updating
     strip: list[bytes] = []
     stale_on_error = True
     edge = settings.edge_ttl
-    status_ttl = _status_code_ttl(edge, status)
+    status_ttl = edge.for_status(status)
     if status_ttl is not None:
         if status_ttl < 0:
             return _bypass(f"the cache rule's status-code TTL for {status} is -1 (no-store, "
                            "facts 5.1.2)")
         ttl, why = status_ttl, f"the cache rule's status-code TTL for {status} ({status_ttl} s)"
         cc = {}  # status-code TTLs ignore Cache-Control (facts 5.1.2)
-    elif edge.get("mode") == "override_origin":
-        ttl = int(edge.get("default", 0))
+    elif edge.mode == "override_origin":
+        ttl = edge.default
         why, cc = f"the cache rule's Edge TTL overrides the origin ({ttl} s)", {}
     else:
         if "no-store" in cc:
@@ -92,7 +92,7 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
             ttl, why = ttl_m, f"`max-age={ttl_m}` in {source}"
         elif (expires := _expires(response, now)) is not None:
             ttl, why = expires, f"`Expires` {expires} s ahead"
-        elif edge.get("mode") == "bypass_by_default":
+        elif edge.mode == "bypass_by_default":
             return _bypass("no Cache-Control and the cache rule's Edge TTL is bypass by "
                            "default (facts 5.1.2)")
         elif status in DEFAULT_TTLS:
@@ -110,7 +110,7 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
             return _bypass("the request carries Authorization and the response has none of "
                            "must-revalidate, public, s-maxage (facts 6.6)")
     if header(response, b"set-cookie") is not None and b"set-cookie" not in strip:
-        if settings.explicit_edge_ttl:
+        if edge.explicit:
             strip.append(b"set-cookie")  # facts 6.7: stripped and cached
         elif settings.by_rule:
             return Freshness(False, "MISS", "Set-Cookie with a cache rule (Cache Everything): "
@@ -157,13 +157,3 @@ def _expires(response: Headers, now: float) -> int | None:
         return None
     date = parse_http_date(header(response, b"date")) or now
     return max(int(expires - date), 0)
-
-
-def _status_code_ttl(edge: dict, status: int) -> int | None:
-    for entry in edge.get("status_code_ttl") or ():
-        code = entry.get("status_code")
-        rng = entry.get("status_code_range") or {}
-        if code == status or (code is None and rng and
-                              rng.get("from", 100) <= status <= rng.get("to", 599)):
-            return int(entry["value"])
-    return None

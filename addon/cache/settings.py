@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field
 from functools import lru_cache
-from typing import Any
 
+from addon.config.parameters import BrowserTTL
+from addon.config.parameters import CacheKey
+from addon.config.parameters import CacheParameters
+from addon.config.parameters import EdgeTTL
+from addon.config.parameters import ServeStale
 from addon.http.fields import extension
 
 # facts 6.1: cached by default, by extension (not by media type); robots.txt too
@@ -26,23 +29,21 @@ class CacheSettings:
     eligible: bool
     reason: str  # why eligible or not, for the log
     by_rule: bool = False  # a cache rule said `cache: true` ("Cache Everything")
-    edge_ttl: dict[str, Any] = field(default_factory=dict)
-    browser_ttl: dict[str, Any] = field(default_factory=dict)
-    serve_stale: dict[str, Any] = field(default_factory=dict)
-    cache_key: dict[str, Any] = field(default_factory=dict)
+    edge_ttl: EdgeTTL = EdgeTTL()
+    browser_ttl: BrowserTTL = BrowserTTL()
+    serve_stale: ServeStale = ServeStale()
+    cache_key: CacheKey = CacheKey()
     origin_cache_control: bool = True
     read_timeout: int | None = None  # seconds before a 524 (Enterprise; None: 120 s)
 
-    @property
-    def explicit_edge_ttl(self) -> bool:
-        """An Edge TTL that overrides the origin (facts 6.7: then Set-Cookie is stripped)."""
-        return (self.edge_ttl.get("mode") == "override_origin"
-                or bool(self.edge_ttl.get("status_code_ttl")))
+
+NO_PARAMETERS = CacheParameters()
 
 
-def cache_settings(method: str, path: str, params: dict[str, Any], plan: str) -> CacheSettings:
-    """Eligibility at request time; `params` are the merged set_cache_settings."""
-    if not params:  # no cache rule matched: the answer depends on little, so it is reused
+def cache_settings(method: str, path: str, params: CacheParameters, plan: str
+                   ) -> CacheSettings:
+    """Eligibility at request time; `params` are the matching cache rules' merged."""
+    if not params.said:  # no cache rule said anything: reused per method, extension, plan
         path = path.split("?", 1)[0]
         return _default_settings(method.upper(), _extension(path), path == "/robots.txt", plan)
     return _settings(method, path, params, plan)
@@ -50,23 +51,23 @@ def cache_settings(method: str, path: str, params: dict[str, Any], plan: str) ->
 
 @lru_cache(maxsize=1024)
 def _default_settings(method: str, ext: str, robots: bool, plan: str) -> CacheSettings:
-    return _settings(method, "/robots.txt" if robots else f"/x.{ext}" if ext else "/", {},
-                     plan)
+    return _settings(method, "/robots.txt" if robots else f"/x.{ext}" if ext else "/",
+                     NO_PARAMETERS, plan)
 
 
-def _settings(method: str, path: str, params: dict[str, Any], plan: str) -> CacheSettings:
+def _settings(method: str, path: str, params: CacheParameters, plan: str) -> CacheSettings:
     # Origin Cache Control is always on for Free/Pro/Business, optional on Enterprise where
     # it defaults to off (facts 6.5, 5.1.5)
-    occ = True if plan != "enterprise" else bool(params.get("origin_cache_control", False))
-    common = dict(edge_ttl=params.get("edge_ttl") or {},
-                  browser_ttl=params.get("browser_ttl") or {},
-                  serve_stale=params.get("serve_stale") or {},
-                  cache_key=params.get("cache_key") or {}, origin_cache_control=occ,
-                  read_timeout=params.get("read_timeout"))
+    occ = True if plan != "enterprise" else bool(params.origin_cache_control)
+    common = dict(edge_ttl=params.edge_ttl or EdgeTTL(),
+                  browser_ttl=params.browser_ttl or BrowserTTL(),
+                  serve_stale=params.serve_stale or ServeStale(),
+                  cache_key=params.cache_key or CacheKey(), origin_cache_control=occ,
+                  read_timeout=params.read_timeout)
     if method.upper() not in CACHEABLE_METHODS:
         return CacheSettings(False, f"{method} requests are not cached (facts 1.7.2, 6.13)",
                              **common)
-    rule = params.get("cache")
+    rule = params.cache
     if rule is False:
         return CacheSettings(False, "a cache rule bypasses the cache (cache: false, facts "
                              "5.1.1)", **common)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -16,6 +17,9 @@ import yaml
 from addon.compression.policy import ALGORITHM_CODINGS
 from addon.compression.policy import ALGORITHM_KEYWORDS
 from addon.compression.policy import PLANS
+from addon.config.parameters import CacheResponseParameters
+from addon.config.parameters import CompressParameters
+from addon.config.parameters import cache_parameters
 from addon.config.zone import DEFAULT_SETTINGS
 from addon.config.zone import EMULATED_CACHE_PARAMETERS
 from addon.config.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
@@ -23,6 +27,7 @@ from addon.config.zone import EMULATED_CONFIG_PARAMETERS
 from addon.config.zone import EMULATED_SETTINGS
 from addon.config.zone import RESPONSE_PHASES
 from addon.config.zone import RULESETS
+from addon.config.zone import Parameters
 from addon.config.zone import Rule
 from addon.config.zone import Zone
 from addon.expressions import ExpressionError
@@ -250,12 +255,12 @@ class _Loader:
                 + str(e).replace("(line ", "(expression line ", 1)
             ) from None
 
-    def action_parameters(self, node: yaml.Node, section: str, where: str) -> dict[str, Any]:
+    def action_parameters(self, node: yaml.Node, section: str, where: str) -> Parameters:
         if section == "compression_rules":
             keys = self.mapping(node, where, {"algorithms": LIST})
             if "algorithms" not in keys:
                 raise self.fail(node, f"{where}.algorithms", "missing; e.g. [{name: gzip}]")
-            return {"algorithms": self.algorithms(keys["algorithms"], f"{where}.algorithms")}
+            return CompressParameters(self.algorithms(keys["algorithms"], f"{where}.algorithms"))
         schema, emulated = {
             "cache_rules": (CACHE_PARAMETERS, EMULATED_CACHE_PARAMETERS),
             "cache_response_rules": (CACHE_RESPONSE_PARAMETERS,
@@ -278,7 +283,10 @@ class _Loader:
                     found = found.get(name) if isinstance(found, dict) else None
                 if found is not None:
                     self.not_emulated.append(f"{where}.{part}")
-        return params
+            return cache_parameters(params)
+        if section == "cache_response_rules":
+            return CacheResponseParameters(**params)
+        return MappingProxyType(params)
 
     def shape(self, node: yaml.Node, where: str, spec: Any) -> Any:
         """A nested value checked against its spec, with the position of the first error."""

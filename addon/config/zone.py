@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from addon.config.parameters import CacheParameters
+from addon.config.parameters import CacheResponseParameters
+from addon.config.parameters import CompressParameters
+from addon.config.parameters import ConfigParameters
 from addon.expressions import Expression
 from addon.expressions import FieldValues
 from addon.html.feature import DOCUMENTED
@@ -39,6 +43,9 @@ ETAG_REMOVAL_DOCUMENTED = frozenset(
     name for name, f in FEATURES.items() if f.etag_removal == DOCUMENTED)
 
 
+Parameters = CacheParameters | CacheResponseParameters | CompressParameters | ConfigParameters
+
+
 @dataclass(frozen=True)
 class Rule:
     section: str  # a key of RULESETS
@@ -46,7 +53,7 @@ class Rule:
     description: str
     expression: Expression
     enabled: bool
-    action_parameters: dict[str, Any]
+    action_parameters: Parameters
     line: int
 
     @property

@@ -24,6 +24,7 @@ from typing import Any
 from addon import cache
 from addon import html
 from addon import polish
+from addon.cache.settings import NO_PARAMETERS
 from addon.compression import stream as streaming
 from addon.compression.decision import DOCUMENTED
 from addon.compression.decision import MODELLED
@@ -37,6 +38,10 @@ from addon.compression.decision import decide_without_body
 from addon.compression.decision import origin_coding
 from addon.compression.decision import pass_through
 from addon.compression.policy import ORIGIN_ACCEPT_ENCODING
+from addon.config.parameters import BrowserTTL
+from addon.config.parameters import CacheParameters
+from addon.config.parameters import CacheResponseParameters
+from addon.config.parameters import CompressParameters
 from addon.config.zone import DISABLED_BY_RESPECT_STRONG_ETAGS
 from addon.config.zone import Zone
 from addon.exchange import egress
@@ -61,9 +66,6 @@ from addon.http.headers import wire_text
 from addon.http.messages import Request
 from addon.http.messages import Response
 
-# facts 5.2.2: set_cache_settings in http_response_cache_settings
-STRIP_PARAMETERS = {"strip_etags": b"etag", "strip_last_modified": b"last-modified",
-                    "strip_set_cookie": b"set-cookie"}  # fmt: skip
 COLO = "LCL"  # cf-ray's data-centre code; no real IATA code, so nobody mistakes it for one
 # facts 8.5: consumed by the edge, never sent to visitors
 NOT_FORWARDED = (b"cloudflare-cdn-cache-control", b"cache-tag", b"x-accel-buffering",
@@ -138,11 +140,12 @@ def on_request(zone: Zone, request: Request) -> RequestState:
         features.update(rule.action_parameters)
         matched.append(rule.label)
     # http_request_cache_settings: set_cache_settings, last match wins (facts 5.1.7)
-    cache_params: dict[str, Any] = {}
+    cache_params = NO_PARAMETERS
     for rule in zone.matching("cache_rules", env):
-        cache_params.update(rule.action_parameters)
+        assert isinstance(rule.action_parameters, CacheParameters)
+        cache_params = cache_params.then(rule.action_parameters)
         matched.append(rule.label)
-    rse = bool(cache_params.get("respect_strong_etags", False))
+    rse = bool(cache_params.respect_strong_etags)
     turned_off = ()
     if rse:
         turned_off = tuple(n for n in DISABLED_BY_RESPECT_STRONG_ETAGS if features.get(n))
@@ -184,13 +187,13 @@ def cache_response_rules(zone: Zone, state: RequestState, response: Response
     the rules that matched. Last match wins per setting."""
     if not zone.cache_response_rules:
         return (), ()
-    params: dict[str, Any] = {}
+    params = CacheResponseParameters()
     labels = []
     for rule in zone.matching("cache_response_rules", FieldValues(state.request, response)):
-        params.update(rule.action_parameters)
+        assert isinstance(rule.action_parameters, CacheResponseParameters)
+        params = params.then(rule.action_parameters)
         labels.append(rule.label)
-    strip = tuple(name for key, name in STRIP_PARAMETERS.items() if params.get(key))
-    return strip, tuple(labels)
+    return params.stripped, tuple(labels)
 
 
 def edge_answer(state: RequestState) -> tuple[int, list[tuple[bytes, bytes]], bytes,
@@ -245,7 +248,8 @@ def on_response(zone: Zone, state: RequestState, response: Response) -> Response
     if zone.compression_rules:
         env = FieldValues(state.request, response)
         for rule in zone.matching("compression_rules", env):
-            compression = CompressionRule(rule.label, rule.action_parameters["algorithms"])
+            assert isinstance(rule.action_parameters, CompressParameters)
+            compression = CompressionRule(rule.label, rule.action_parameters.algorithms)
         if compression:
             rules = (*rules, compression.label)
 
@@ -565,7 +569,7 @@ def finish(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
     present = {k.lower() for k, _ in response.headers}
     edits += [(name, None) for name in NOT_FORWARDED if name in present]
     edits += [(name, None) for name in served.removed]
-    if state.cache.browser_ttl:
+    if state.cache.browser_ttl.mode == "override_origin":
         browser = _browser_ttl(state.cache.browser_ttl,
                                header(response.headers, b"cache-control"))
         if browser is not None:
@@ -712,12 +716,12 @@ def with_trace(plan: ResponsePlan, state: RequestState) -> ResponsePlan:
     return _evolve(plan, edge_headers=(*plan.edge_headers, (TRACE_HEADER, value)))
 
 
-def _browser_ttl(params: dict[str, Any], value: bytes | None) -> bytes | None:
+def _browser_ttl(params: BrowserTTL, value: bytes | None) -> bytes | None:
     """Browser Cache TTL override: applied only when the origin's max-age is lower or
     absent (facts 6.10, 5.1.3); None leaves Cache-Control as the origin sent it."""
-    if params.get("mode") != "override_origin" or "default" not in params:
+    if params.mode != "override_origin" or params.default is None:
         return None
-    ttl = int(params["default"])
+    ttl = params.default
     current = parse_cache_control(value).get("max-age")
     if current is not None and current.isdigit() and int(current) >= ttl:
         return None

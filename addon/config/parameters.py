@@ -1,0 +1,191 @@
+"""The action parameters of the rules, typed: what the rules file says, read once when it is
+loaded (config/loader.py checks it and reports file:line:key), so that the request path
+reads plain attributes and never normalises a setting again.
+
+Names are Cloudflare's (set_cache_settings, set_config, compress_response).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import fields
+from typing import Any
+
+ALL = "*"  # every query-string parameter
+TTL_MODES = ("respect_origin", "bypass_by_default", "override_origin")
+
+
+@dataclass(frozen=True)
+class StatusCodeTTL:
+    """An Edge TTL for a status code or a range of them; -1 means no-store (facts 5.1.2)."""
+
+    first: int
+    last: int
+    seconds: int
+
+    def covers(self, status: int) -> bool:
+        return self.first <= status <= self.last
+
+
+@dataclass(frozen=True)
+class EdgeTTL:
+    mode: str = "respect_origin"  # TTL_MODES
+    default: int = 0  # seconds, with override_origin
+    status_code_ttl: tuple[StatusCodeTTL, ...] = ()
+
+    @property
+    def explicit(self) -> bool:
+        """An Edge TTL that overrides the origin (facts 6.7: then Set-Cookie is stripped)."""
+        return self.mode == "override_origin" or bool(self.status_code_ttl)
+
+    def for_status(self, status: int) -> int | None:
+        return next((t.seconds for t in self.status_code_ttl if t.covers(status)), None)
+
+
+@dataclass(frozen=True)
+class BrowserTTL:
+    mode: str = "respect_origin"  # TTL_MODES
+    default: int | None = None  # seconds, with override_origin
+
+
+@dataclass(frozen=True)
+class ServeStale:
+    disable_stale_while_updating: bool = False
+
+
+@dataclass(frozen=True)
+class QuerySelection:
+    """Which query-string parameters are in the key: None (no say), ALL, or names."""
+
+    include: frozenset[str] | str | None = None
+    exclude: frozenset[str] | str | None = None
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """cache_key (facts 5.1.4, 6.18)."""
+
+    ignore_query_strings_order: bool = False
+    query: QuerySelection = QuerySelection()
+    header_include: tuple[str, ...] = ()
+    header_check_presence: tuple[str, ...] = ()
+    header_contains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    exclude_origin: bool = False
+    cookie_include: tuple[str, ...] = ()
+    cookie_check_presence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CacheParameters:
+    """set_cache_settings in http_request_cache_settings; None: the rule does not say, so
+    an earlier match (or the default) stands. Last match wins per setting (facts 5.1.7)."""
+
+    cache: bool | None = None
+    respect_strong_etags: bool | None = None
+    origin_cache_control: bool | None = None
+    edge_ttl: EdgeTTL | None = None
+    browser_ttl: BrowserTTL | None = None
+    serve_stale: ServeStale | None = None
+    cache_key: CacheKey | None = None
+    read_timeout: int | None = None  # seconds before a 524 (Enterprise)
+
+    def then(self, later: CacheParameters) -> CacheParameters:
+        """These parameters with a later matching rule's on top."""
+        changes = {f.name: getattr(later, f.name) for f in fields(later)
+                   if getattr(later, f.name) is not None}
+        return CacheParameters(**{**self.__dict__, **changes}) if changes else self
+
+    @property
+    def said(self) -> bool:
+        """Some rule said something."""
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+
+@dataclass(frozen=True)
+class CacheResponseParameters:
+    """set_cache_settings in http_response_cache_settings (facts 5.2.2)."""
+
+    strip_etags: bool | None = None
+    strip_last_modified: bool | None = None
+    strip_set_cookie: bool | None = None
+
+    def then(self, later: CacheResponseParameters) -> CacheResponseParameters:
+        changes = {f.name: getattr(later, f.name) for f in fields(later)
+                   if getattr(later, f.name) is not None}
+        return CacheResponseParameters(**{**self.__dict__, **changes})
+
+    @property
+    def stripped(self) -> tuple[bytes, ...]:
+        """The response headers removed before the object is stored."""
+        names = ((self.strip_etags, b"etag"), (self.strip_last_modified, b"last-modified"),
+                 (self.strip_set_cookie, b"set-cookie"))
+        return tuple(name for on, name in names if on)
+
+
+@dataclass(frozen=True)
+class CompressParameters:
+    """compress_response in http_response_compression."""
+
+    algorithms: tuple[str, ...]  # Cloudflare names: gzip, brotli, zstd, none, auto, default
+
+
+# set_config: zone settings for the matching requests, setting id -> value
+ConfigParameters = Mapping[str, Any]
+
+
+def cache_parameters(raw: dict[str, Any]) -> CacheParameters:
+    """The checked YAML of one cache rule's action_parameters, typed."""
+    return CacheParameters(
+        cache=raw.get("cache"),
+        respect_strong_etags=raw.get("respect_strong_etags"),
+        origin_cache_control=raw.get("origin_cache_control"),
+        edge_ttl=_edge_ttl(raw["edge_ttl"]) if "edge_ttl" in raw else None,
+        browser_ttl=BrowserTTL(raw["browser_ttl"].get("mode", "respect_origin"),
+                               raw["browser_ttl"].get("default"))
+        if "browser_ttl" in raw else None,
+        serve_stale=ServeStale(bool(raw["serve_stale"].get("disable_stale_while_updating")))
+        if "serve_stale" in raw else None,
+        cache_key=_cache_key(raw["cache_key"]) if "cache_key" in raw else None,
+        read_timeout=raw.get("read_timeout"),
+    )
+
+
+def _edge_ttl(raw: dict[str, Any]) -> EdgeTTL:
+    ttls = []
+    for entry in raw.get("status_code_ttl") or ():
+        if "status_code" in entry:
+            first = last = entry["status_code"]
+        else:
+            span = entry["status_code_range"]
+            first, last = span.get("from", 100), span.get("to", 599)
+        ttls.append(StatusCodeTTL(first, last, entry["value"]))
+    return EdgeTTL(raw.get("mode", "respect_origin"), raw.get("default", 0), tuple(ttls))
+
+
+def _cache_key(raw: dict[str, Any]) -> CacheKey:
+    custom = raw.get("custom_key") or {}
+    query = custom.get("query_string") or {}
+    header = custom.get("header") or {}
+    cookie = custom.get("cookie") or {}
+    return CacheKey(
+        ignore_query_strings_order=bool(raw.get("ignore_query_strings_order")),
+        query=QuerySelection(_names(query.get("include")), _names(query.get("exclude"))),
+        header_include=tuple(header.get("include") or ()),
+        header_check_presence=tuple(header.get("check_presence") or ()),
+        header_contains=tuple((name, tuple(values))
+                              for name, values in (header.get("contains") or {}).items()),
+        exclude_origin=bool(header.get("exclude_origin")),
+        cookie_include=tuple(cookie.get("include") or ()),
+        cookie_check_presence=tuple(cookie.get("check_presence") or ()),
+    )
+
+
+def _names(value: Any) -> frozenset[str] | str | None:
+    """The two API forms: `{list: [..]}` / `{all: true}`, and the older `[..]` / `["*"]`."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return ALL if value.get("all") else frozenset(value.get("list") or ())
+    names = frozenset(value)
+    return ALL if ALL in names else names
