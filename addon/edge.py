@@ -15,6 +15,6 @@ if __name__.startswith("__mitmproxy_script__"):
     for _name in [n for n in sys.modules if n == "addon" or n.startswith("addon.")]:
         del sys.modules[_name]
 
-from addon.mitm.adapter import CloudflareEdge  # noqa: E402
+from addon.mitm import addons as edge_addons  # noqa: E402
 
-addons = [CloudflareEdge()]
+addons = edge_addons()

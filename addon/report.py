@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from typing import Any
+
+from addon.exchange.record import Record
 
 EXAMPLES = 3  # example URLs kept per reason or diagnosis
 LOST_MAX = 200  # URLs listed whose strong ETag was lost
@@ -44,27 +45,27 @@ class Report:
         self.lost_count = 0
         self.diagnoses: dict[str, tuple[dict[str, str], _Examples]] = {}
 
-    def add(self, r: dict[str, Any]) -> None:
+    def add(self, r: Record) -> None:
         self.total += 1
-        url = r["url"]
-        self.actions[r["action"]] += 1
-        self.etag_actions[r["etag_action"]] += 1
-        conversion = f"{r['encoding_in']} -> {r['encoding_out']}"
+        url = r.url
+        self.actions[r.action] += 1
+        self.etag_actions[r.etag_action] += 1
+        conversion = f"{r.encoding_in} -> {r.encoding_out}"
         self.conversions[conversion] += 1
         sizes = self.bytes.setdefault(conversion, [0, 0])
-        sizes[0] += r["bytes_in"]
-        sizes[1] += r["bytes_out"]
-        if r.get("cache_status"):
-            self.cache[r["cache_status"]] += 1
-        if r.get("not_modified"):
-            self.not_modified[r["not_modified"]] += 1
-        self.reasons.setdefault(r["reason"], _Examples()).add(url)
-        etag_in = r.get("etag_in") or ""
-        if etag_in.startswith('"') and r["etag_action"] in ("weakened", "removed"):
+        sizes[0] += r.bytes_in
+        sizes[1] += r.bytes_out
+        if r.cache_status:
+            self.cache[r.cache_status] += 1
+        if r.not_modified:
+            self.not_modified[r.not_modified] += 1
+        self.reasons.setdefault(r.reason, _Examples()).add(url)
+        etag_in = r.etag_in or ""
+        if etag_in.startswith('"') and r.etag_action in ("weakened", "removed"):
             self.lost_count += 1
             if url in self.lost or len(self.lost) < LOST_MAX:
-                self.lost[url] = (etag_in, r.get("etag_out") or "(none)", r["reason"])
-        for d in r.get("diagnoses") or ():
+                self.lost[url] = (etag_in, r.etag_out or "(none)", r.reason)
+        for d in r.diagnoses or ():
             entry = self.diagnoses.setdefault(d["code"], (d, _Examples()))
             entry[1].add(url)
 

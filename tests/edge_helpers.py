@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from addon.config.loader import parse_rules
-from addon.exchange import pipeline
+from addon.exchange import EdgeContext
+from addon.exchange import run
 from addon.http import codings
-from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
 
@@ -35,11 +35,12 @@ def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
              content_type: str = "text/html; charset=utf-8", method: str = "GET",
              path: str = "/page.html", extra_headers=(), request_headers=(),
              limit: int = 1 << 30):
+    """One exchange through every phase (exchange.run), without a cache: (the request
+    phases' state, the origin's response, the finished Exchange)."""
     req_headers = [(b"Host", b"example.com")] + list(request_headers)
     if accept is not None:
         req_headers.append((b"Accept-Encoding", accept.encode()))
     request = Request(method=method, target=path, headers=tuple(req_headers))
-    state = pipeline.on_request(z, request)
     raw = codings.encode(body, origin) if origin in ("gzip", "br", "zstd") else body
     headers = [(b"Content-Type", content_type.encode()),
                (b"Content-Length", str(len(raw)).encode())]
@@ -49,18 +50,19 @@ def exchange(z, accept: str | None = "gzip, br", origin: str = "identity", *,
         headers.append((b"ETag", etag.encode()))
     headers += list(extra_headers)
     response = Response(status=status, headers=tuple(headers), body=raw)
-    plan = pipeline.on_response(z, state, response)
-    if plan.recode is not None:
-        plan = pipeline.recode(plan, raw, limit)
-    return state, response, plan
+    ex = run(EdgeContext(z, limit=limit), request, lambda sent: response, 0.0).exchange
+    return ex.state, response, ex
 
 
-def delivered(response: Response, plan) -> tuple[str, str | None, bytes]:
+def delivered(response: Response, ex) -> tuple[str, str | None, bytes]:
     """(content-encoding, etag, decoded body) the visitor ends up with."""
-    if plan.body is None:
-        enc = (header(response.headers, b"content-encoding") or b"identity").decode()
-        etag = header(response.headers, b"etag")
-        return enc, etag.decode() if etag else None, codings.decode(response.body, enc)
-    enc = (plan.headers[b"content-encoding"] or b"identity").decode()
-    etag = plan.headers[b"etag"]
-    return enc, etag.decode() if etag else None, codings.decode(plan.body, enc)
+    final = ex.result.final
+    enc = final.content_encoding
+    etag = final.etag
+    body = final.body if final.body is not None else response.body
+    return enc, etag.decode() if etag else None, codings.decode(body, enc)
+
+
+def through(z, request: Request, response: Response, limit: int = 1 << 30):
+    """`request` through every phase, `response` from the origin, no cache: the Exchange."""
+    return run(EdgeContext(z, limit=limit), request, lambda sent: response, 0.0).exchange

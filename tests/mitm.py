@@ -74,16 +74,25 @@ class Mitmdump:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def records(self) -> list[dict]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def wait_records(self, match, timeout: float = 10) -> dict:
-        """The newest log record for which match(record) is true, waiting for it."""
+    def records(self, at_least: int = 0, timeout: float = 10) -> list[dict]:
+        """The log's records, once there are at least `at_least` of them (the addon
+        flushes its log within half a second of a record)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [r for r in self.records() if match(r)]
+            found = [json.loads(line) for line in self.log.read_text().splitlines()] \
+                if self.log.exists() else []
+            if len(found) >= at_least:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} records in {self.log}, not {at_least}")
+            time.sleep(0.05)
+
+    def wait_records(self, match, timeout: float = 10, since: float = 0.0) -> dict:
+        """The newest log record made at `since` or later for which match(record) is
+        true, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.records() if r.get("ts", 0) >= since and match(r)]
             if found:
                 return found[-1]
             if time.monotonic() > deadline:

@@ -17,7 +17,10 @@ from addon.config.loader import RulesFileError
 from addon.config.loader import parse_rules
 from addon.config.parameters import CacheKey
 from addon.config.parameters import cache_parameters
-from addon.exchange import pipeline
+from addon.exchange import EdgeContext
+from addon.exchange import run
+from addon.exchange.request import origin_headers
+from addon.exchange.request import request_phases
 from addon.http import codings
 from addon.http import ranges as cache_ranges
 from addon.http.conditional import if_none_match
@@ -302,7 +305,7 @@ class Origin:
 
 
 class Edge:
-    """The pipeline with its cache and a clock the test sets (pipeline.exchange)."""
+    """The edge with its cache and a clock the test sets (exchange.run)."""
 
     def __init__(self, rules: str = "", origin: Origin | None = None) -> None:
         self.zone = zone(rules)
@@ -313,13 +316,13 @@ class Edge:
     def get(self, path="/a.css", accept="gzip, br", method="GET", headers=()):
         hs = ((b"Host", b"example.com"), (b"Accept-Encoding", accept.encode()), *headers)
         request = Request(method=method, target=path, headers=hs)
-        self.last = pipeline.exchange(self.zone, self.store, request,
-                                      lambda sent: self.origin.answer(sent), self.now)
-        return self.last.plan
+        self.last = run(EdgeContext(self.zone, self.store), request,
+                        lambda sent: self.origin.answer(sent), self.now)
+        return self.last.exchange
 
 
-def _edge_headers(plan) -> dict[bytes, bytes | None]:
-    return dict(plan.edge_headers)
+def _edge_headers(ex) -> dict[bytes, bytes | None]:
+    return dict(ex.headers.edits)
 
 
 def test_miss_then_hit_then_edge_304_with_the_weakened_tag():
@@ -329,14 +332,14 @@ def test_miss_then_hit_then_edge_304_with_the_weakened_tag():
     # a cacheable miss: the visitor's validators never reach the origin (facts 2.4.1)
     assert "if-none-match" not in edge.origin.seen[0][1]
     assert first.decision.etag_out == b'W/"v1"'  # br re-encode weakened it
-    assert first.not_modified == "edge"  # the edge holds the object: it answers itself
+    assert first.headers.not_modified == "edge"  # the edge holds the object: it answers itself
     edge.now += 10
     second = edge.get()
     assert second.served.status == "HIT" and _edge_headers(second)[b"age"] == b"10"
     assert len(edge.origin.seen) == 1
     third = edge.get(headers=[(b"If-None-Match", b'W/"v1"')])
-    assert third.not_modified == "edge" and third.served.status == "HIT"
-    assert edge.get(headers=[(b"If-None-Match", b'"other"')]).not_modified is None
+    assert third.headers.not_modified == "edge" and third.served.status == "HIT"
+    assert edge.get(headers=[(b"If-None-Match", b'"other"')]).headers.not_modified is None
 
 
 def test_first_encoding_is_cached_and_shared_then_kept_apart_by_a_key_rule():
@@ -374,10 +377,10 @@ def test_first_encoding_is_cached_and_shared_then_kept_apart_by_a_key_rule():
 
 def test_dynamic_requests_pass_validators_and_relay_the_origins_304():
     edge = Edge()
-    plan = edge.get("/page.html", headers=[(b"If-None-Match", b'"v1"')])
+    ex = edge.get("/page.html", headers=[(b"If-None-Match", b'"v1"')])
     assert edge.origin.seen[0][1][b"if-none-match"] == b'"v1"'
-    assert plan.served.status == "DYNAMIC" and plan.not_modified == "origin"
-    assert _edge_headers(plan)[b"cf-cache-status"] == b"DYNAMIC"
+    assert ex.served.status == "DYNAMIC" and ex.headers.not_modified == "origin"
+    assert _edge_headers(ex)[b"cf-cache-status"] == b"DYNAMIC"
 
 
 def test_expiry_revalidated_with_stored_validators_and_replaced_on_200():
@@ -387,8 +390,8 @@ def test_expiry_revalidated_with_stored_validators_and_replaced_on_200():
     edge = Edge(origin=origin)
     edge.get()
     edge.now += 61
-    plan = edge.get()
-    assert plan.served.status == "REVALIDATED" and plan.served.age is None
+    ex = edge.get()
+    assert ex.served.status == "REVALIDATED" and ex.served.age is None
     sent = origin.seen[-1][1]
     assert sent[b"if-none-match"] == b'"v1"'
     assert sent[b"if-modified-since"] == b"Sun, 06 Nov 1994 08:49:37 GMT"
@@ -396,8 +399,8 @@ def test_expiry_revalidated_with_stored_validators_and_replaced_on_200():
     assert edge.get().served.status == "HIT"  # the 304 made it fresh again
     edge.now += 61
     origin.headers[1] = (b"ETag", b'"v2"')
-    plan = edge.get()
-    assert plan.served.status == "EXPIRED" and plan.decision.etag_out == b'W/"v2"'
+    ex = edge.get()
+    assert ex.served.status == "EXPIRED" and ex.decision.etag_out == b'W/"v2"'
     assert edge.get().served.status == "HIT"
 
 
@@ -408,9 +411,9 @@ def test_a_304_that_forbids_storing_removes_the_object_instead_of_keeping_it():
     edge.get()
     edge.now += 61
     origin.headers[2] = (b"Cache-Control", b"no-store")  # the 304 updates the headers
-    plan = edge.get()
-    assert plan.served.status == "REVALIDATED" and plan.decision.encoding_out == "br"
-    assert "removed from the cache" in plan.served.reason
+    ex = edge.get()
+    assert ex.served.status == "REVALIDATED" and ex.decision.encoding_out == "br"
+    assert "removed from the cache" in ex.served.reason
     assert edge.store.stats()["objects"] == 0
     seen = len(origin.seen)
     assert edge.get().served.status == "BYPASS" and len(origin.seen) == seen + 1
@@ -445,8 +448,8 @@ def test_smart_edge_revalidation_without_origin_validators():
     lm = _edge_headers(first)[b"last-modified"]
     assert parse_http_date(lm) == T0
     edge.now += 100
-    plan = edge.get(headers=[(b"If-Modified-Since", lm)])
-    assert plan.not_modified == "edge" and len(origin.seen) == 1
+    ex = edge.get(headers=[(b"If-Modified-Since", lm)])
+    assert ex.headers.not_modified == "edge" and len(origin.seen) == 1
 
 
 def test_cache_response_rules_strip_etags_and_disable_smart_revalidation():
@@ -455,9 +458,9 @@ def test_cache_response_rules_strip_etags_and_disable_smart_revalidation():
     action_parameters: {strip_etags: true}
 """
     edge = Edge(rules)
-    plan = edge.get()
-    assert plan.decision.etag_out is None and (b"etag", None) in plan.edge_headers
-    assert b"last-modified" not in _edge_headers(plan)  # 2.2.11: no Smart Edge Revalidation
+    ex = edge.get()
+    assert ex.decision.etag_out is None and (b"etag", None) in ex.headers.edits
+    assert b"last-modified" not in _edge_headers(ex)  # 2.2.11: no Smart Edge Revalidation
     assert edge.get().decision.etag_out is None
 
 
@@ -467,8 +470,8 @@ def test_stale_while_revalidate_serves_updating_then_hit():
     edge = Edge(origin=origin)
     edge.get()
     edge.now += 20
-    plan = edge.get()
-    assert plan.served.status == "UPDATING" and plan.served.age == 20
+    ex = edge.get()
+    assert ex.served.status == "UPDATING" and ex.served.age == 20
     assert origin.seen[-1][1][b"if-none-match"] == b'"v1"'  # the background revalidation
     assert edge.get().served.status == "HIT"
     edge.now += 100  # past max-age + stale-while-revalidate
@@ -481,8 +484,8 @@ def test_stale_on_origin_failure_unless_must_revalidate():
     edge.get()
     edge.now += 10
     origin.status, origin.body = 503, b"down"
-    plan = edge.get()
-    assert plan.served.status == "STALE" and plan.served.response.body == CSS
+    ex = edge.get()
+    assert ex.served.status == "STALE" and ex.served.response.body == CSS
     origin.headers = [(b"Content-Type", b"text/css"),
                       (b"Cache-Control", b"max-age=5, must-revalidate")]
     origin.status, origin.body = 200, CSS
@@ -509,7 +512,8 @@ def test_uncacheable_responses_go_to_the_origin_every_time(cc, cookie, status, s
     edge = Edge(origin=origin)
     first = edge.get(headers=[(b"If-None-Match", b'W/"v1"')])
     assert first.served.status == status
-    assert first.not_modified == ("edge" if stored else None)  # BYPASS: nothing to answer from
+    # BYPASS: nothing to answer from
+    assert first.headers.not_modified == ("edge" if stored else None)
     second = edge.get()
     assert second.served.status == ("HIT" if stored else status)
     assert len(origin.seen) == (1 if stored else 2)
@@ -517,9 +521,9 @@ def test_uncacheable_responses_go_to_the_origin_every_time(cc, cookie, status, s
 
 def test_head_on_a_miss_fetches_get_and_gets_the_get_headers():
     edge = Edge()
-    plan = edge.get(method="HEAD")
-    assert edge.origin.seen[0][0] == "GET" and plan.head
-    assert plan.decision.encoding_out == "br"  # the GET's headers (facts 1.7.4)
+    ex = edge.get(method="HEAD")
+    assert edge.origin.seen[0][0] == "GET" and ex.headers.head
+    assert ex.decision.encoding_out == "br"  # the GET's headers (facts 1.7.4)
     assert edge.get().served.status == "HIT"
 
 
@@ -528,8 +532,8 @@ def test_cache_off_setting_and_bypass_rule_are_dynamic():
   - expression: 'true'
     action_parameters: {cache: false}
 """)
-    plan = edge.get()
-    assert plan.served.status == "DYNAMIC" and "cache: false" in plan.served.reason
+    ex = edge.get()
+    assert ex.served.status == "DYNAMIC" and "cache: false" in ex.served.reason
     assert edge.get().served.status == "DYNAMIC"
 
 
@@ -556,9 +560,9 @@ def test_edge_headers_and_what_is_not_forwarded():
 
 def test_origin_request_headers():
     z = zone()
-    state = pipeline.on_request(z, Request(headers=((b"X-Forwarded-For", b"10.0.0.1"),),
+    state = request_phases(z, Request(headers=((b"X-Forwarded-For", b"10.0.0.1"),),
                                                 client_ip="192.0.2.7", scheme="https"))
-    h = dict(pipeline.origin_headers(state))
+    h = dict(origin_headers(state))
     assert h[b"x-forwarded-for"] == b"10.0.0.1, 192.0.2.7"
     assert h[b"cf-connecting-ip"] == b"192.0.2.7" and h[b"cdn-loop"] == b"cloudflare"
     assert h[b"cf-visitor"] == b'{"scheme":"https"}' and h[b"x-forwarded-proto"] == b"https"
@@ -626,22 +630,22 @@ def test_if_range_and_empty_files():
 def test_ranges_served_from_cache_only_for_identity():
     edge = Edge()
     edge.get()  # fill
-    plan = edge.get(accept="identity", headers=[(b"Range", b"bytes=10-19")])
-    assert plan.range_status == 206 and plan.range_body == CSS[10:20]
-    assert _edge_headers(plan)[b"content-range"] == b"bytes 10-19/%d" % len(CSS)
+    ex = edge.get(accept="identity", headers=[(b"Range", b"bytes=10-19")])
+    assert ex.headers.range_status == 206 and ex.headers.range_body == CSS[10:20]
+    assert _edge_headers(ex)[b"content-range"] == b"bytes 10-19/%d" % len(CSS)
     multi = edge.get(accept="identity", headers=[(b"Range", b"bytes=0-1, 10-11")])
-    assert multi.range_status == 206 and b"multipart/byteranges" in _edge_headers(multi)[
+    assert multi.headers.range_status == 206 and b"multipart/byteranges" in _edge_headers(multi)[
         b"content-type"]
-    assert CSS[10:12] in multi.range_body
+    assert CSS[10:12] in multi.headers.range_body
     encoded = edge.get(accept="gzip", headers=[(b"Range", b"bytes=10-19")])
-    assert encoded.range_status is None and "Range ignored" in encoded.notes[-1]
+    assert encoded.headers.range_status is None and "Range ignored" in encoded.headers.notes[-1]
     bad = edge.get(accept="identity", headers=[(b"Range", b"bytes=99999-")])
-    assert bad.range_status == 416 and _edge_headers(bad)[b"content-range"] == (
+    assert bad.headers.range_status == 416 and _edge_headers(bad)[b"content-range"] == (
         b"bytes */%d" % len(CSS))
     # If-None-Match goes first (facts 1.8.7)
     both = edge.get(accept="identity", headers=[(b"Range", b"bytes=0-1"),
                                                 (b"If-None-Match", b'"v1"')])
-    assert both.not_modified == "edge" and both.range_status is None
+    assert both.headers.not_modified == "edge" and both.headers.range_status is None
 
 
 def test_no_cache_with_field_names():

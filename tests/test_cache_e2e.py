@@ -17,8 +17,9 @@ from mitmproxy.test import tflow
 from addon.cache.store import CachedObject
 from addon.http import codings
 from addon.http.messages import Response
-from addon.mitm.adapter import CloudflareEdge
-from addon.mitm.adapter import stored_response
+from addon.mitm import addons
+from addon.mitm.cache import EdgeCache
+from addon.mitm.convert import stored_response
 from tests.edge_helpers import FEATURES_OFF
 from tests.loopback import Client
 from tests.loopback import Origin
@@ -287,9 +288,10 @@ def test_replaying_a_recording_runs_through_the_cache(tmp_path, origin):
 def test_purge_and_stats_commands(tmp_path):
     """The commands as mitmproxy registers them (mitmweb's command bar, mitmproxy's `:`)."""
     (tmp_path / "rules.yaml").write_text(RULES)
-    edge = CloudflareEdge()
-    with taddons.context(edge) as tctx:
-        tctx.configure(edge, cf_rules=str(tmp_path / "rules.yaml"), cf_cache_size="1m")
+    chain = addons()
+    edge = next(a for a in chain if isinstance(a, EdgeCache))
+    with taddons.context(*chain) as tctx:
+        tctx.options.update(cf_rules=str(tmp_path / "rules.yaml"), cf_cache_size="1m")
         assert edge.store is not None and edge.store.capacity == 1 << 20
         for n, url in enumerate(("http://e.test/a.css", "http://e.test/img/1.png",
                                  "http://e.test/img/2.png", "http://e.test/b.js")):
@@ -301,7 +303,7 @@ def test_purge_and_stats_commands(tmp_path):
         assert call("cf.cache.purge") == 1
         stats = json.loads(call("cf.cache.stats"))
         assert stats["objects"] == 0 and stats["purged"] == 4
-        tctx.configure(edge, cf_cache=False)
+        tctx.options.update(cf_cache=False)
         assert edge.store is None and json.loads(call("cf.cache.stats")) == {"enabled": False}
 
 

@@ -18,7 +18,8 @@ from addon.cache.store import CachedObject
 from addon.cache.store import Store
 from addon.config.parameters import CacheKey
 from addon.config.parameters import cache_parameters
-from addon.exchange import pipeline
+from addon.exchange import EdgeContext
+from addon.exchange import run
 from addon.http import ranges
 from addon.http.headers import header
 from addon.http.messages import Request
@@ -203,13 +204,13 @@ def test_a_stored_object_is_a_hit_while_younger_than_max_age_then_revalidated(ma
 
     request = Request(target="/s.css", headers=((b"Accept-Encoding", b"gzip"),))
     now = 1_700_000_000.0
-    first = pipeline.exchange(z, store, request, origin, now)
-    assert first.plan.served.status == "MISS"
+    first = run(EdgeContext(z, store), request, origin, now)
+    assert first.exchange.served.status == "MISS"
     stored_at = now
     for gap in gaps:
         now += gap
-        out = pipeline.exchange(z, store, request, origin, now)
-        status = out.plan.served.status
+        out = run(EdgeContext(z, store), request, origin, now)
+        status = out.exchange.served.status
         if now - stored_at < max_age:  # fresh: the origin is not asked
             assert status == "HIT" and int(header(out.final.headers, b"age")) == int(
                 now - stored_at)

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -107,6 +108,7 @@ TABLE = [
 def test_documented_table_rows_through_mitmdump(proxy, origin, rse, accept, origin_coding,
                                                 served, etag):
     path = f"/{'rse' if rse else 'std'}/{accept.replace(', ', '-')}/{origin_coding}"
+    sent = round(time.time(), 3)
     status, headers, body = proxy.get(f"http://127.0.0.1:{origin}{path}", accept)
     assert status == 200
     assert headers.get("content-encoding", "identity") == served
@@ -120,7 +122,7 @@ def test_documented_table_rows_through_mitmdump(proxy, origin, rse, accept, orig
         assert headers["content-length"] == str(len(body)) and "vary" not in headers
     seen = [ae for p, ae in Origin.seen if p == path][-1]
     assert seen == (accept if rse else "br, gzip")
-    record = [r for r in proxy.records() if r["url"].endswith(path)][-1]
+    record = proxy.wait_records(lambda r: r["url"].endswith(path), since=sent)
     assert record["etag_action"] == ("weakened" if changed else "kept")
     assert record["changed"] is changed
     assert "row" in record["table_row"] and "documented" in record["reason"]
@@ -128,16 +130,18 @@ def test_documented_table_rows_through_mitmdump(proxy, origin, rse, accept, orig
 
 def test_log_records_and_event_log(proxy, origin):
     url = f"http://127.0.0.1:{origin}/std/log/gzip"
+    sent = round(time.time(), 3)
     proxy.get(url, "br")
-    record = [r for r in proxy.records() if r["url"] == url][-1]
+    record = proxy.wait_records(lambda r: r["url"] == url, since=sent)
     for key in ("ts", "method", "url", "status", "accept_encoding", "encoding_in", "encoding_out",
                 "etag_in", "etag_out", "etag_action", "changed", "reason", "rules"):
         assert key in record
     assert (record["method"], record["status"], record["accept_encoding"]) == ("GET", 200, "br")
     assert (record["encoding_in"], record["encoding_out"]) == ("gzip", "br")
     assert (record["etag_in"], record["etag_out"]) == ('"foobar"', 'W/"foobar"')
-    proxy.get(f"http://127.0.0.1:{origin}/rse/log/gzip", "gzip")
-    rse = proxy.records()[-1]
+    rse_url = f"http://127.0.0.1:{origin}/rse/log/gzip"
+    proxy.get(rse_url, "gzip")
+    rse = proxy.wait_records(lambda r: r["url"] == rse_url, since=sent)
     assert rse["rules"] == ['cache_rules[1] "strong etags for /rse/"'] and not rse["changed"]
     proxy.wait_for(re.escape(f"cf_edge: GET {url} 200: gzip -> br, ETag weakened"))
 

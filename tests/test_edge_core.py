@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from addon.compression.decision import SIZE_PROBE
+from addon.exchange.content import _probe_size
+from addon.exchange.content import content_phase
+from addon.exchange.request import request_phases
+from addon.http import codings
 from addon.http.accept_encoding import parse_accept_encoding
 from addon.http.codings import DecodeError
 from addon.http.codings import decode
 from addon.http.codings import encode
 from addon.http.etag import parse_etag
+from addon.http.messages import Request
+from addon.http.messages import Response
 from tests.edge_helpers import BODY
 from tests.edge_helpers import RSE_ON
 from tests.edge_helpers import delivered
@@ -34,19 +41,19 @@ TABLE_OFF = [
 
 @pytest.mark.parametrize(("accept", "origin", "served", "etag", "row"), TABLE_ON)
 def test_documented_table_respect_strong_etags_on(accept, origin, served, etag, row):
-    state, response, plan = exchange(zone(RSE_ON), accept, origin)
-    assert delivered(response, plan) == (served, etag, BODY)
-    assert plan.decision.table_row == f"ETag table (Respect Strong ETags on), row {row}"
-    assert plan.decision.basis == "documented"
+    state, response, ex = exchange(zone(RSE_ON), accept, origin)
+    assert delivered(response, ex) == (served, etag, BODY)
+    assert ex.decision.table_row == f"ETag table (Respect Strong ETags on), row {row}"
+    assert ex.decision.basis == "documented"
     assert state.origin_accept_encoding == accept  # the visitor's own value is forwarded
 
 
 @pytest.mark.parametrize(("accept", "origin", "served", "etag", "row"), TABLE_OFF)
 def test_documented_table_respect_strong_etags_off(accept, origin, served, etag, row):
-    state, response, plan = exchange(zone(), accept, origin)
-    assert delivered(response, plan) == (served, etag, BODY)
-    assert plan.decision.table_row == f"ETag table (Respect Strong ETags off), row {row}"
-    assert f"row {row}, documented" in plan.decision.reason
+    state, response, ex = exchange(zone(), accept, origin)
+    assert delivered(response, ex) == (served, etag, BODY)
+    assert ex.decision.table_row == f"ETag table (Respect Strong ETags off), row {row}"
+    assert f"row {row}, documented" in ex.decision.reason
     assert state.origin_accept_encoding == "br, gzip"
 
 
@@ -72,20 +79,20 @@ def test_two_etag_fields_are_malformed():
 
 @pytest.mark.parametrize("bad", ["index.fa99522e2f.html", '"unbalanced', "W/unquoted"])
 def test_malformed_etag_removed_when_transformed_kept_on_passthrough(bad):
-    _, response, plan = exchange(zone(), "gzip, br", "identity", etag=bad)
-    assert plan.decision.etag_action == "removed" and plan.headers[b"etag"] is None
-    assert "malformed" in plan.decision.reason
+    _, response, ex = exchange(zone(), "gzip, br", "identity", etag=bad)
+    assert ex.decision.etag_action == "removed" and ex.content.edits[b"etag"] is None
+    assert "malformed" in ex.decision.reason
     # facts 2.2.8: a visitor accepting nothing the edge makes -> untouched, tag kept
-    _, response, plan = exchange(zone(), "deflate", "identity", etag=bad)
-    assert not plan.decision.changed and plan.decision.etag_action == "kept"
-    assert delivered(response, plan)[1] == bad
+    _, response, ex = exchange(zone(), "deflate", "identity", etag=bad)
+    assert not ex.decision.changed and ex.decision.etag_action == "kept"
+    assert delivered(response, ex)[1] == bad
 
 
 def test_weak_etag_stays_weak_and_absent_etag_is_absent():
-    _, _, plan = exchange(zone(), "gzip", "identity", etag='W/"v1"')
-    assert (plan.decision.etag_action, plan.headers[b"etag"]) == ("kept", b'W/"v1"')
-    _, _, plan = exchange(zone(), "gzip", "identity", etag=None)
-    assert plan.decision.etag_action == "absent" and plan.headers[b"etag"] is None
+    _, _, ex = exchange(zone(), "gzip", "identity", etag='W/"v1"')
+    assert (ex.decision.etag_action, ex.content.edits[b"etag"]) == ("kept", b'W/"v1"')
+    _, _, ex = exchange(zone(), "gzip", "identity", etag=None)
+    assert ex.decision.etag_action == "absent" and ex.content.edits[b"etag"] is None
 
 
 # ---- Accept-Encoding ----
@@ -99,15 +106,15 @@ def test_weak_etag_stays_weak_and_absent_etag_is_absent():
      ("deflate, compress", "identity"), ("zstd", "identity")],
 )
 def test_q_values_star_and_case(accept, served):
-    _, response, plan = exchange(zone(), accept, "identity")
-    assert delivered(response, plan)[0] == served
+    _, response, ex = exchange(zone(), accept, "identity")
+    assert delivered(response, ex)[0] == served
 
 
 def test_q_value_order_does_not_override_server_preference():
     # facts 1.1.11: the edge's order wins over the visitor's weights
     assert parse_accept_encoding("gzip;q=1, br;q=0.5").accepts("br")
-    _, response, plan = exchange(zone(), "gzip;q=1, br;q=0.5", "identity")
-    assert delivered(response, plan)[0] == "br"
+    _, response, ex = exchange(zone(), "gzip;q=1, br;q=0.5", "identity")
+    assert delivered(response, ex)[0] == "br"
 
 
 # ---- plans and the brotli setting ----
@@ -132,10 +139,10 @@ def test_plan_defaults_and_brotli_setting(plan, brotli, accept, served):
 
 
 def test_media_type_not_in_list_is_not_compressed():
-    _, response, plan = exchange(zone(), "gzip, br", content_type="image/png")
-    assert not plan.decision.changed and "not in Cloudflare's list" in plan.decision.reason
-    _, response, plan = exchange(zone(), "gzip, br", content_type="TEXT/CSS; charset=x")
-    assert plan.decision.encoding_out == "br"
+    _, response, ex = exchange(zone(), "gzip, br", content_type="image/png")
+    assert not ex.decision.changed and "not in Cloudflare's list" in ex.decision.reason
+    _, response, ex = exchange(zone(), "gzip, br", content_type="TEXT/CSS; charset=x")
+    assert ex.decision.encoding_out == "br"
 
 
 @pytest.mark.parametrize(
@@ -145,72 +152,66 @@ def test_media_type_not_in_list_is_not_compressed():
 )
 def test_minimum_sizes(size, accept, served):
     z = zone(plan="free") if "zstd" in accept else zone()
-    _, response, plan = exchange(z, accept, body=b"x" * size)
-    assert delivered(response, plan)[0] == served
+    _, response, ex = exchange(z, accept, body=b"x" * size)
+    assert delivered(response, ex)[0] == served
 
 
 def test_minimum_size_counts_the_decoded_body():
-    _, response, plan = exchange(zone(), "br", "gzip", body=b"x" * 49)  # gzip is bigger than 49
-    assert delivered(response, plan) == ("identity", 'W/"foobar"', b"x" * 49)
-    assert "decoded to identity" in plan.decision.reason
+    _, response, ex = exchange(zone(), "br", "gzip", body=b"x" * 49)  # gzip is bigger than 49
+    assert delivered(response, ex) == ("identity", 'W/"foobar"', b"x" * 49)
+    assert "decoded to identity" in ex.decision.reason
 
 
 @pytest.mark.parametrize(("status", "changed"), [(200, True), (403, True), (404, True),
                                                  (206, False), (301, False), (500, False)])
 def test_status_codes(status, changed):
-    _, _, plan = exchange(zone(), "gzip", status=status)
-    assert plan.decision.changed is changed
+    _, _, ex = exchange(zone(), "gzip", status=status)
+    assert ex.decision.changed is changed
 
 
 def test_non_compressible_status_still_decodes_for_a_visitor_without_the_coding():
-    _, response, plan = exchange(zone(), "identity", "gzip", status=500)
-    assert delivered(response, plan) == ("identity", 'W/"foobar"', BODY)
+    _, response, ex = exchange(zone(), "identity", "gzip", status=500)
+    assert delivered(response, ex) == ("identity", 'W/"foobar"', BODY)
 
 
 @pytest.mark.parametrize(("status", "method"), [(204, "GET"), (304, "GET"), (101, "GET")])
 def test_no_body_responses_pass_through(status, method):
-    _, response, plan = exchange(zone(), "gzip, br", "gzip", status=status, method=method)
-    assert not plan.decision.changed and plan.body is None and plan.headers == {}
+    _, response, ex = exchange(zone(), "gzip, br", "gzip", status=status, method=method)
+    assert not ex.decision.changed and ex.body.data is None and ex.content.edits == {}
 
 
 def test_no_transform_keeps_everything():
     for origin, accept in (("identity", "gzip"), ("gzip", "br"), ("br", "identity")):
-        _, response, plan = exchange(zone(), accept, origin,
+        _, response, ex = exchange(zone(), accept, origin,
                                      extra_headers=[(b"Cache-Control", b"public, no-transform")])
-        assert not plan.decision.changed and plan.body is None
-        assert not plan.drop_content_length
-        assert "no-transform" in plan.decision.reason
+        assert not ex.decision.changed and ex.body.data is None
+        assert not ex.content.drop_content_length
+        assert "no-transform" in ex.decision.reason
 
 
 @pytest.mark.parametrize("coding", ["compress", "gzip, br", "x-custom"])
 def test_codings_the_edge_cannot_decode_pass_through(coding):
-    _, response, plan = exchange(zone(), "gzip, br, zstd", "identity",
+    _, response, ex = exchange(zone(), "gzip, br, zstd", "identity",
                                  extra_headers=[(b"Content-Encoding", coding.encode())])
-    assert not plan.decision.changed
-    assert "none of gzip, br, zstd and deflate" in plan.decision.reason
-    assert "modelled" in plan.decision.reason
+    assert not ex.decision.changed
+    assert "none of gzip, br, zstd and deflate" in ex.decision.reason
+    assert "modelled" in ex.decision.reason
 
 
 def test_undecodable_origin_body_passes_through():
-    from addon.exchange import pipeline
-    from addon.http.messages import Request
-    from addon.http.messages import Response
     z = zone()
-    state = pipeline.on_request(z, Request(headers=((b"Accept-Encoding", b"br"),)))
+    state = request_phases(z, Request(headers=((b"Accept-Encoding", b"br"),)))
     response = Response(headers=((b"Content-Type", b"text/html"),
-                                      (b"Content-Encoding", b"gzip")), body=b"not gzip at all")
-    plan = pipeline.on_response(z, state, response)
-    assert not plan.decision.changed and "could not be decoded" in plan.decision.reason
+                                 (b"Content-Encoding", b"gzip")), body=b"not gzip at all")
+    content = content_phase(z, state, response)
+    assert not content.decision.changed and "could not be decoded" in content.decision.reason
 
 
 def test_streamed_response_is_not_touched():
-    from addon.exchange import pipeline
-    from addon.http.messages import Request
-    from addon.http.messages import Response
     z = zone()
-    state = pipeline.on_request(z, Request(headers=((b"Accept-Encoding", b"br"),)))
-    plan = pipeline.on_response(z, state, Response(headers=(), body=None, streamed=True))
-    assert not plan.decision.changed and "streamed" in plan.decision.reason
+    state = request_phases(z, Request(headers=((b"Accept-Encoding", b"br"),)))
+    content = content_phase(z, state, Response(headers=(), body=None, streamed=True))
+    assert not content.decision.changed and "streamed" in content.decision.reason
 
 
 # ---- Vary and Content-Length ----
@@ -224,13 +225,13 @@ def test_streamed_response_is_not_touched():
 )
 def test_vary_gains_accept_encoding_once(vary, expected):
     extra = [(b"Vary", vary.encode())] if vary else []
-    _, _, plan = exchange(zone(), "gzip", extra_headers=extra)
-    assert plan.headers[b"vary"] == expected.encode() and plan.drop_content_length
+    _, _, ex = exchange(zone(), "gzip", extra_headers=extra)
+    assert ex.content.edits[b"vary"] == expected.encode() and ex.content.drop_content_length
 
 
 def test_pass_through_leaves_headers_alone():
-    _, _, plan = exchange(zone(), "gzip, br", "br")
-    assert plan.headers == {} and not plan.drop_content_length and plan.body is None
+    _, _, ex = exchange(zone(), "gzip, br", "br")
+    assert ex.content.edits == {} and not ex.content.drop_content_length and ex.body.data is None
 
 
 # ---- compression rules ----
@@ -266,33 +267,33 @@ def rules(*items: str) -> str:
     ],
 )
 def test_compression_rules(rule, accept, content_type, served):
-    _, response, plan = exchange(zone(rules(rule)), accept, content_type=content_type,
+    _, response, ex = exchange(zone(rules(rule)), accept, content_type=content_type,
                                  path="/data.csv")
-    assert delivered(response, plan)[0] == served
+    assert delivered(response, ex)[0] == served
     if "true =>" in rule or "csv" in rule or "text/html" in rule or "avif" in rule:
-        assert plan.rules == ("compression_rules[1]",)
+        assert ex.content.rules == ("compression_rules[1]",)
 
 
 def test_last_matching_compression_rule_wins():
     z = zone(rules("true => {name: gzip}", "true => {name: brotli}",
                    'http.host eq "nope" => {name: none}'))
-    _, response, plan = exchange(z, "gzip, br")
-    assert delivered(response, plan)[0] == "br"
-    assert "compression_rules[2]" in plan.decision.reason
+    _, response, ex = exchange(z, "gzip, br")
+    assert delivered(response, ex)[0] == "br"
+    assert "compression_rules[2]" in ex.decision.reason
 
 
 def test_compression_rule_keeps_size_and_status_limits():
     z = zone(rules("true => {name: gzip}"))
-    _, _, plan = exchange(z, "gzip", body=b"x" * 10)
-    assert not plan.decision.changed
-    _, _, plan = exchange(z, "gzip", status=500)
-    assert not plan.decision.changed
+    _, _, ex = exchange(z, "gzip", body=b"x" * 10)
+    assert not ex.decision.changed
+    _, _, ex = exchange(z, "gzip", status=500)
+    assert not ex.decision.changed
 
 
 def test_compression_rule_does_not_override_respect_strong_etags():
     z = zone(RSE_ON + rules("true => {name: gzip}"))
-    _, response, plan = exchange(z, "gzip, br", "identity")
-    assert not plan.decision.changed and "not applied" in plan.decision.reason
+    _, response, ex = exchange(z, "gzip, br", "identity")
+    assert not ex.decision.changed and "not applied" in ex.decision.reason
 
 
 # ---- request phases: precedence ----
@@ -327,19 +328,19 @@ configuration_rules:
   - expression: starts_with(http.request.uri.path, "/app/")
     action_parameters: {email_obfuscation: false, rocket_loader: true}
 """, html_features=True)
-    state, _, plan = exchange(z, "gzip", path="/app/x")
+    state, _, ex = exchange(z, "gzip", path="/app/x")
     assert state.features["email_obfuscation"] is False and state.features["rocket_loader"]
-    assert plan.decision.action == "rewrite" and "Rocket Loader" in plan.decision.reason
-    assert plan.features == {"automatic_https_rewrites": {"urls": 0, "own_host": 0},
+    assert ex.decision.action == "rewrite" and "Rocket Loader" in ex.decision.reason
+    assert ex.body.features == {"automatic_https_rewrites": {"urls": 0, "own_host": 0},
                              "rocket_loader": {"scripts_deferred": 0, "scripts_opted_out": 0}}
-    state, _, plan = exchange(zone(RSE_ON, html_features=True), "gzip")
+    state, _, ex = exchange(zone(RSE_ON, html_features=True), "gzip")
     assert not any(state.features[k] for k in ("email_obfuscation", "automatic_https_rewrites",
                                                "rocket_loader", "mirage"))
     assert state.turned_off == ("email_obfuscation", "automatic_https_rewrites")
-    assert plan.decision.action == "pass" and plan.decision.etag_out == b'"foobar"'
-    assert plan.notes == ("Respect Strong ETags turned off Email Obfuscation, Automatic HTTPS "
-                          "Rewrites for this request (facts 2.2.3), so they did not rewrite "
-                          "the page",)
+    assert ex.decision.action == "pass" and ex.decision.etag_out == b'"foobar"'
+    assert ex.content.notes == ("Respect Strong ETags turned off Email Obfuscation, Automatic "
+                                "HTTPS Rewrites for this request (facts 2.2.3), so they did "
+                                "not rewrite the page",)
 
 
 def test_visitor_without_accept_encoding_and_rse_removes_header_to_origin():
@@ -362,16 +363,11 @@ def test_gzip_decodes_every_member_and_rejects_truncation():
         decode(encode(BODY, "gzip")[:-10], "gzip")
 
 
-def test_the_size_probe_is_remembered_per_body_and_errors_too():
-    from addon.exchange import pipeline
-    from addon.http import codings
-
+def test_the_size_probe_reads_at_most_what_the_minimums_need():
     small = codings.encode(b"x" * 10, "br")
     big = codings.encode(b"y" * 100, "br")
-    assert pipeline._probe_size(small, "br") == (10, "")
-    assert pipeline._probe_size(small, "br") == (10, "")  # remembered
-    assert pipeline._probe_size(big, "br")[0] == pipeline.SIZE_PROBE
+    assert _probe_size(small, "br") == (10, "")
+    assert _probe_size(big, "br")[0] == SIZE_PROBE
     broken = b"\x8b" + small[1:]
-    size, error = pipeline._probe_size(broken, "br")
+    size, error = _probe_size(broken, "br")
     assert size is None and "br body could not be decoded" in error
-    assert pipeline._probe_size(broken, "br") == (size, error)

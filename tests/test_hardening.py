@@ -21,8 +21,6 @@ from addon.compression.decision import accepted_codings
 from addon.compression.decision import origin_coding
 from addon.config.loader import RulesFileError
 from addon.config.loader import parse_rules
-from addon.exchange import egress
-from addon.exchange import pipeline
 from addon.expressions import ExpressionError
 from addon.expressions import Phase
 from addon.expressions import compile_expression
@@ -39,6 +37,7 @@ from tests.edge_helpers import BODY
 from tests.edge_helpers import RSE_ON
 from tests.edge_helpers import delivered
 from tests.edge_helpers import exchange
+from tests.edge_helpers import through
 from tests.edge_helpers import zone
 
 PROPERTY = settings(max_examples=300, deadline=None,
@@ -48,13 +47,12 @@ PROPERTY = settings(max_examples=300, deadline=None,
 
 
 def test_non_ascii_header_bytes_go_out_exactly_as_they_came_in():
-    state = pipeline.on_request(zone(), Request(headers=((b"Accept-Encoding", b"gzip"),)))
     response = Response(200, ((b"Content-Type", b"text/html"), (b"ETag", b'"caf\xe9"'),
-                                   (b"Vary", b"X-Caf\xe9")), BODY)
-    plan = pipeline.recode(pipeline.on_response(zone(), state, response), BODY, 1 << 20)
-    assert plan.headers[b"etag"] == b'W/"caf\xe9"'
-    assert plan.headers[b"vary"] == b"X-Caf\xe9, Accept-Encoding"
-    entry = pipeline.record(state, response, plan)
+                              (b"Vary", b"X-Caf\xe9")), BODY)
+    ex = through(zone(), Request(headers=((b"Accept-Encoding", b"gzip"),)), response)
+    assert ex.content.edits[b"etag"] == b'W/"caf\xe9"'
+    assert ex.content.edits[b"vary"] == b"X-Caf\xe9, Accept-Encoding"
+    entry = ex.result.record.as_dict()
     assert entry["etag_in"] == '"caf\\xe9"' and entry["etag_out"] == 'W/"caf\\xe9"'
 
 
@@ -70,21 +68,20 @@ def test_partial_content_is_never_decoded_or_re_encoded(accept):
     for status, extra in ((206, [(b"Content-Range", b"bytes 0-%d/9999" % (len(raw) - 1))]),
                           (200, [(b"Content-Range", b"bytes 0-10/11")])):
         headers = [(b"Accept-Encoding", accept.encode())] if accept else []
-        state = pipeline.on_request(zone(), Request(headers=tuple(headers)))
         response = Response(status, ((b"Content-Type", b"text/html"),
-                                          (b"Content-Encoding", b"gzip"), (b"ETag", b'"p"'),
-                                          *extra), raw)
-        plan = pipeline.on_response(zone(), state, response)
-        assert not plan.decision.changed and plan.recode is None
-        assert "partial body is never decoded" in plan.decision.reason
+                                     (b"Content-Encoding", b"gzip"), (b"ETag", b'"p"'),
+                                     *extra), raw)
+        ex = through(zone(), Request(headers=tuple(headers)), response)
+        assert not ex.decision.changed and ex.body.data is None
+        assert "partial body is never decoded" in ex.decision.reason
 
 
 def test_non_utf8_request_target_gives_a_json_safe_record():
     import json
 
-    state = pipeline.on_request(zone(), Request(target="/caf\udce9?q=\udcff"))
     response = Response(200, ((b"Content-Type", b"image/png"),), b"x" * 100)
-    entry = pipeline.record(state, response, pipeline.on_response(zone(), state, response))
+    entry = through(zone(), Request(target="/caf\udce9?q=\udcff"), response
+                    ).result.record.as_dict()
     line = json.dumps(entry, ensure_ascii=False).encode("utf-8")  # must not raise
     assert json.loads(line)["url"] == "http://example.com/caf\\xe9?q=\\xff"
 
@@ -98,16 +95,15 @@ def _bomb(decoded: int) -> bytes:
                                                  ("br", True), (None, True)])
 def test_bomb_over_the_decode_limit_passes_through_untouched(accept, changed):
     bomb = _bomb(64 << 20)
-    _, response, plan = exchange(zone(), accept, "identity", body=bomb,
+    _, response, ex = exchange(zone(), accept, "identity", body=bomb,
                                  extra_headers=[(b"Content-Encoding", b"gzip")], limit=1 << 20)
-    assert not plan.decision.changed and plan.body is None and plan.headers == {}
+    assert not ex.decision.changed and ex.body.data is None and ex.content.edits == {}
     if changed:  # the edge wanted to re-code it and stopped at the limit
-        assert "more than the decode limit (cf_decode_limit, 1 MiB)" in plan.decision.reason
+        assert "more than the decode limit (cf_decode_limit, 1 MiB)" in ex.decision.reason
     else:  # a pass-through: nothing was decoded at all
-        assert "decode limit" not in plan.decision.reason
+        assert "decode limit" not in ex.decision.reason
     # the last phase does not decode the bomb a second time for a visitor without gzip
-    final = pipeline.visitor_response(plan, response.status, response.headers, response.body,
-                                      egress.Visitor("GET", "HTTP/1.1", accept), 1 << 20)
+    final = ex.result.final
     if accept not in ("gzip", "gzip, br"):
         assert "decodes to more than the decode limit" in final.unresolved
 
@@ -117,25 +113,25 @@ def test_pass_through_decodes_nothing_not_even_a_broken_body():
     # so even garbage labelled gzip passes without a decode error.
     garbage = b"\x1f\x8b this is not gzip at all" * 10
     for extra, accept in (("", "gzip"), (RSE_ON, "gzip, br")):
-        _, _, plan = exchange(zone(extra), accept, "identity", body=garbage,
+        _, _, ex = exchange(zone(extra), accept, "identity", body=garbage,
                               extra_headers=[(b"Content-Encoding", b"gzip")])
-        assert not plan.decision.changed and "could not be decoded" not in plan.decision.reason
+        assert not ex.decision.changed and "could not be decoded" not in ex.decision.reason
 
 
 def test_size_dependent_decisions_probe_only_a_few_bytes():
     # br origin, visitor gzip+br: at 48-49 bytes the edge would pick gzip (br needs 50),
     # so the size matters and the first SIZE_PROBE bytes are decoded to learn it.
     for size, changed in ((49, True), (50, False), (10, False)):
-        _, response, plan = exchange(zone(), "gzip, br", "br", body=b"x" * size)
-        assert plan.decision.changed is changed, (size, plan.decision.reason)
-        assert delivered(response, plan)[2] == b"x" * size
+        _, response, ex = exchange(zone(), "gzip, br", "br", body=b"x" * size)
+        assert ex.decision.changed is changed, (size, ex.decision.reason)
+        assert delivered(response, ex)[2] == b"x" * size
 
 
 def test_truncated_body_found_while_re_coding_passes_through():
     raw = gzip.compress(BODY * 50)[:-20]
-    _, _, plan = exchange(zone(), "br", "identity", body=raw,
+    _, _, ex = exchange(zone(), "br", "identity", body=raw,
                           extra_headers=[(b"Content-Encoding", b"gzip")])
-    assert not plan.decision.changed and "gzip body is truncated" in plan.decision.reason
+    assert not ex.decision.changed and "gzip body is truncated" in ex.decision.reason
 
 
 # ---- property tests: parsers never raise ----------------------------------------------------
@@ -258,15 +254,10 @@ def test_every_response_gets_a_decision_and_every_conversion_is_exact(z, accept,
     if method == "HEAD":  # mitmproxy reads no body for a HEAD
         response = Response(response.status, response.headers, b"")
     headers = ((b"Accept-Encoding", accept.encode("utf-8", "surrogateescape")),) if accept else ()
-    state = pipeline.on_request(z, Request(method=method, headers=headers))
-    plan = pipeline.on_response(z, state, response)
-    if plan.recode is not None:
-        plan = pipeline.recode(plan, response.body, 1 << 20)
-    d = plan.decision
+    ex = through(z, Request(method=method, headers=headers), response, 1 << 20)
+    d = ex.decision
     assert d.reason.endswith(("documented]", "modelled]"))
-    final = pipeline.visitor_response(plan, response.status, response.headers, response.body,
-                                      pipeline.visitor_of(state), 1 << 20)
-    pipeline.record(state, response, plan, final)  # never raises
+    final = ex.result.final  # the record was made too, so it never raises
     sent = list(response.headers)
     out = oracle.codings_of(list(final.headers))
     etags = [v for k, v in sent if k.lower() == b"etag"]

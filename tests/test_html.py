@@ -265,12 +265,12 @@ def test_https_rewrites_follow_the_documented_model():
 
 
 def test_https_hosts_default_to_the_request_host_and_validate_in_the_rules_file():
-    _, _, plan = exchange(zone(html_features=True), "gzip", body=AHR_PAGE.encode())
+    _, _, ex = exchange(zone(html_features=True), "gzip", body=AHR_PAGE.encode())
     # the request's Host is example.com: its subdomains are not known to serve HTTPS
-    assert plan.recode is None
-    assert plan.features["automatic_https_rewrites"] == {"urls": 9, "own_host": 7}
+    assert ex.content.recode is None
+    assert ex.body.features["automatic_https_rewrites"] == {"urls": 9, "own_host": 7}
     from addon.http import codings
-    out = codings.decode(plan.body, "gzip")
+    out = codings.decode(ex.body.data, "gzip")
     assert b'href="http://static.example.com/t.css"' in out
     assert b'src="https://example.com/a.js"' in out
     assert parse_rules("plan: pro\nhttps_hosts: [a.com, '*.b.org']\n").https_hosts == (
@@ -283,18 +283,15 @@ def test_https_hosts_default_to_the_request_host_and_validate_in_the_rules_file(
 
 def test_a_page_over_plain_http_whose_own_links_are_upgraded_says_what_follows():
     """The browser then comes back over HTTPS, through mitmproxy's certificate."""
-    from addon import cache
-    from addon.exchange import pipeline
     from addon.http.messages import Request
     from addon.http.messages import Response
+    from tests.edge_helpers import through
 
     page = Response(200, ((b"Content-Type", b"text/html"),), AHR_PAGE.encode())
     for scheme, noted in (("http", True), ("https", False)):
         request = Request(scheme=scheme, host="example.com", target="/p",
-                               headers=((b"Accept-Encoding", b"gzip"),))
-        out = pipeline.exchange(zone(html_features=True), cache.Store(1 << 20), request,
-                                lambda sent: page, 0.0)
-        notes = " ".join(out.plan.notes)
+                          headers=((b"Accept-Encoding", b"gzip"),))
+        notes = " ".join(through(zone(html_features=True), request, page).result.record.notes)
         assert ("turned 7 link(s) to this very host into https://" in notes) is noted
         assert ("trusts mitmproxy's CA" in notes) is noted
 
@@ -427,16 +424,16 @@ def test_polish_applies_to_cacheable_raster_images_on_paid_plans():
 def test_polish_weakens_the_etag_and_adds_cf_polished_without_touching_the_bytes():
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
     z = zone("  polish: lossless\n")
-    _, response, plan = exchange(z, "gzip, br", body=png, content_type="image/png")
-    assert plan.decision.action == "polish" and plan.decision.basis == "modelled"
-    assert plan.headers == {b"etag": b'W/"foobar"', b"cf-polished": b"origSize=1032"}
-    assert plan.body is None and not plan.drop_content_length
-    assert "not recompressed" in plan.decision.reason
-    _, _, plan = exchange(z, "gzip", body=png, content_type="image/png", etag='W/"w"')
-    assert plan.headers[b"etag"] == b'W/"w"'
-    _, _, plan = exchange(z, "gzip", body=png, content_type="image/png",
+    _, response, ex = exchange(z, "gzip, br", body=png, content_type="image/png")
+    assert ex.decision.action == "polish" and ex.decision.basis == "modelled"
+    assert ex.content.edits == {b"etag": b'W/"foobar"', b"cf-polished": b"origSize=1032"}
+    assert ex.body.data is None and not ex.content.drop_content_length
+    assert "not recompressed" in ex.decision.reason
+    _, _, ex = exchange(z, "gzip", body=png, content_type="image/png", etag='W/"w"')
+    assert ex.content.edits[b"etag"] == b'W/"w"'
+    _, _, ex = exchange(z, "gzip", body=png, content_type="image/png",
                           extra_headers=[(b"Cache-Control", b"no-store")])
-    assert plan.decision.action == "pass" and "uncacheable" in plan.notes[0]
+    assert ex.decision.action == "pass" and "uncacheable" in ex.content.notes[0]
 
 
 # ---- the decision and the pipeline ----
@@ -450,45 +447,45 @@ def test_polish_weakens_the_etag_and_adds_cf_polished_without_touching_the_bytes
 def test_an_active_feature_removes_the_etag_and_recodes_as_the_edge_chooses(accept, origin,
                                                                              served, etag):
     page = PAGE.encode()
-    _, _, plan = exchange(zone(html_features=True), accept, origin, body=page, etag=etag)
-    d = plan.decision
+    _, _, ex = exchange(zone(html_features=True), accept, origin, body=page, etag=etag)
+    d = ex.decision
     assert d.action == "rewrite" and d.etag_out is None
     assert d.etag_action == ("absent" if etag is None else "removed")
     assert d.encoding_out == served and d.basis == "documented"
-    assert plan.headers[b"etag"] is None and plan.drop_content_length
-    assert (plan.headers[b"content-encoding"] or b"identity").decode() == served
+    assert ex.content.edits[b"etag"] is None and ex.content.drop_content_length
+    assert (ex.content.edits[b"content-encoding"] or b"identity").decode() == served
     from addon.http import codings
-    out = codings.decode(plan.body, served).decode()
+    out = codings.decode(ex.body.data, served).decode()
     assert cfemails(out)[0] == "alice@example.com"
-    assert plan.features["email_obfuscation"] == {"addresses": 4, "mailto_links": 2}
+    assert ex.body.features["email_obfuscation"] == {"addresses": 4, "mailto_links": 2}
 
 
 def test_rocket_loader_alone_is_modelled_and_the_reason_says_so():
     z = zone("  rocket_loader: on\n")
-    _, _, plan = exchange(z, "gzip, br", body=RL_PAGE.encode())
-    assert plan.decision.basis == "modelled"
-    assert "modelled, facts 2.3 step 2" in plan.decision.reason
+    _, _, ex = exchange(z, "gzip, br", body=RL_PAGE.encode())
+    assert ex.decision.basis == "modelled"
+    assert "modelled, facts 2.3 step 2" in ex.decision.reason
 
 
 def test_no_transform_and_head_and_304_are_never_rewritten():
     z = zone(html_features=True)
-    _, _, plan = exchange(z, "gzip", body=PAGE.encode(),
+    _, _, ex = exchange(z, "gzip", body=PAGE.encode(),
                           extra_headers=[(b"Cache-Control", b"no-transform")])
-    assert plan.decision.action == "pass" and plan.decision.etag_out == b'"foobar"'
+    assert ex.decision.action == "pass" and ex.decision.etag_out == b'"foobar"'
     # a HEAD gets the headers of the GET, whose ETag the features remove; no body to rewrite
-    _, _, plan = exchange(z, "gzip", body=b"", method="HEAD")
-    assert plan.decision.action == "rewrite" and plan.decision.etag_out is None
-    assert plan.headers[b"etag"] is None and plan.recode is None and plan.body is None
-    _, _, plan = exchange(z, "gzip", body=b"", status=304)
-    assert plan.decision.action == "pass"
+    _, _, ex = exchange(z, "gzip", body=b"", method="HEAD")
+    assert ex.decision.action == "rewrite" and ex.decision.etag_out is None
+    assert ex.content.edits[b"etag"] is None and ex.content.recode is None and ex.body.data is None
+    _, _, ex = exchange(z, "gzip", body=b"", status=304)
+    assert ex.decision.action == "pass"
 
 
 def test_a_page_that_cannot_be_rewritten_passes_through_untouched_with_the_reason():
-    _, response, plan = exchange(zone(html_features=True), "gzip", "gzip",
+    _, response, ex = exchange(zone(html_features=True), "gzip", "gzip",
                                  body=b"<p>caf\xe9 a@example.com</p>" * 10)
-    assert plan.decision.action == "pass" and plan.body is None
-    assert "could not be rewritten byte-faithfully (not valid UTF-8" in plan.decision.reason
-    assert plan.decision.etag_out == b'"foobar"'
+    assert ex.decision.action == "pass" and ex.body.data is None
+    assert "could not be rewritten byte-faithfully (not valid UTF-8" in ex.decision.reason
+    assert ex.decision.etag_out == b'"foobar"'
 
 
 def test_features_off_by_configuration_rule_and_under_respect_strong_etags():
@@ -496,18 +493,17 @@ def test_features_off_by_configuration_rule_and_under_respect_strong_etags():
   - expression: starts_with(http.request.uri.path, "/plain/")
     action_parameters: {email_obfuscation: false, automatic_https_rewrites: false}
 """, html_features=True)
-    _, _, plan = exchange(z, "gzip, br", "gzip", body=PAGE.encode(), path="/plain/x.html")
-    assert plan.decision.action == "transcode" and plan.decision.etag_out == b'W/"foobar"'
-    _, _, plan = exchange(zone(RSE_ON, html_features=True), "gzip, br", "gzip", body=PAGE.encode())
-    assert plan.decision.action == "pass" and plan.decision.etag_out == b'"foobar"'
-    assert "Respect Strong ETags turned off Email Obfuscation" in plan.notes[0]
+    _, _, ex = exchange(z, "gzip, br", "gzip", body=PAGE.encode(), path="/plain/x.html")
+    assert ex.decision.action == "transcode" and ex.decision.etag_out == b'W/"foobar"'
+    _, _, ex = exchange(zone(RSE_ON, html_features=True), "gzip, br", "gzip", body=PAGE.encode())
+    assert ex.decision.action == "pass" and ex.decision.etag_out == b'"foobar"'
+    assert "Respect Strong ETags turned off Email Obfuscation" in ex.content.notes[0]
 
 
 def test_the_log_record_lists_what_each_feature_changed():
-    from addon.exchange import pipeline
     z = zone("  rocket_loader: on\n", html_features=True)
-    state, response, plan = exchange(z, "gzip", body=PAGE.encode())
-    entry = pipeline.record(state, response, plan)
+    _, _, ex = exchange(z, "gzip", body=PAGE.encode())
+    entry = ex.result.record.as_dict()
     assert entry["action"] == "rewrite" and entry["etag_out"] is None
     assert entry["features"] == {
         "email_obfuscation": {"addresses": 4, "mailto_links": 2},

@@ -1,7 +1,7 @@
 """The invariant of the last phase (addon/exchange/egress.py) on every path, in the pure core.
 
 A property test drives whole exchanges (visitor, method, range, origin coding, cache state)
-through pipeline.exchange and judges what left by an independent oracle (tests/oracle.py).
+through exchange.run and judges what left by an independent oracle (tests/oracle.py).
 Then one test per bug of issue 14 that the pure core can show, each failing without its
 fix.
 """
@@ -14,8 +14,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from addon import cache
+from addon.exchange import EdgeContext
 from addon.exchange import egress
-from addon.exchange import pipeline
+from addon.exchange import run
 from addon.expressions import FieldValues
 from addon.expressions import Phase
 from addon.expressions import compile_expression
@@ -24,6 +25,7 @@ from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
 from tests import oracle
+from tests.edge_helpers import through
 from tests.edge_helpers import zone
 
 T0 = 1_700_000_000.0
@@ -107,19 +109,19 @@ def test_every_exchange_leaves_a_response_the_visitor_can_read(
     store = cache.Store(64 << 20)
     origin = RangeOrigin(body, coding, media, status, ETAGS[etag], no_transform)
     if warm:  # another visitor filled the cache a moment ago
-        pipeline.exchange(z, store, _request(path, CHROME), origin, T0)
+        run(EdgeContext(z, store), _request(path, CHROME), origin, T0)
     extra = [(b"Range", wanted.encode())] if wanted else []
-    out = pipeline.exchange(z, store, _request(path, accept, method, extra), origin, T0 + 10)
+    out = run(EdgeContext(z, store), _request(path, accept, method, extra), origin, T0 + 10)
     final = out.final
     got = oracle.codings_of(list(final.headers))
     # a HEAD of an encoded body does not reveal its decoded size: the edge decides as for a
-    # body above the 48/50-byte minimums (modelled, pipeline._head_size)
+    # body above the 48/50-byte minimums (modelled, exchange/content.py)
     cacheable = path.endswith((".css", ".bin"))  # a HEAD goes out as GET (facts 1.7.1)
     seen = size if method == "GET" or cacheable or coding == "identity" else max(size, 50)
     want, changed = oracle.expected(plan, rse, accept and accept.encode(), coding, media,
                                     status, seen, no_transform)
-    where = (out.plan.decision.reason, final.unresolved, final.repairs,
-             out.plan.served and out.plan.served.status)
+    where = (out.exchange.decision.reason, final.unresolved, final.repairs,
+             out.exchange.served and out.exchange.served.status)
 
     # 1. never a coding the visitor did not accept, unless no-transform forbids decoding
     refused = [c for c in got if not oracle.accepts(accept and accept.encode(), c)]
@@ -127,7 +129,7 @@ def test_every_exchange_leaves_a_response_the_visitor_can_read(
         assert no_transform and final.unresolved, where
     # 2. the coding and the ETag Cloudflare's documented rules give
     partial_from_origin = final.status == 206 and b"content-range" in dict(
-        (k.lower(), v) for k, v in out.source.headers)
+        (k.lower(), v) for k, v in out.exchange.source.headers)
     if not partial_from_origin:
         assert (got or ["identity"]) == [want], (want, where)
         sent_etag = ETAGS[etag]
@@ -167,12 +169,11 @@ def test_a_dynamic_head_gets_the_coding_and_etag_of_the_get():
     """curl -sI with no Accept-Encoding got the origin's gzip (the edge asked for br, gzip)."""
     z = zone()
     origin = RangeOrigin(b"x" * 500, "gzip", "text/html", 200, [b'"h1"'], False)
-    head = pipeline.exchange(z, cache.Store(1 << 20), _request("/page", None, "HEAD"), origin,
-                             T0)
-    get = pipeline.exchange(z, cache.Store(1 << 20), _request("/page", None), origin, T0)
+    head = run(EdgeContext(z, cache.Store(1 << 20)), _request("/page", None, "HEAD"), origin, T0)
+    get = run(EdgeContext(z, cache.Store(1 << 20)), _request("/page", None), origin, T0)
     assert header(head.final.headers, b"content-encoding") is None
     assert header(head.final.headers, b"etag") == header(get.final.headers, b"etag") == b'W/"h1"'
-    assert head.record()["encoding_out"] == "identity" and head.record()["bytes_out"] == 0
+    assert head.record.encoding_out == "identity" and head.record.bytes_out == 0
 
 
 def test_a_range_of_an_encoding_the_visitor_cannot_read_becomes_the_full_decoded_200():
@@ -181,10 +182,8 @@ def test_a_range_of_an_encoding_the_visitor_cannot_read_becomes_the_full_decoded
     origin = RangeOrigin(body, "gzip", "text/plain", 200, [b'"r1"'], False)
     for accept in (None, "br"):
         origin.asked.clear()
-        out = pipeline.exchange(z, cache.Store(1 << 20),
-                                _request("/notes.txt", accept, extra=[(b"Range",
-                                                                       b"bytes=0-99")]),
-                                origin, T0)
+        request = _request("/notes.txt", accept, extra=[(b"Range", b"bytes=0-99")])
+        out = run(EdgeContext(z, cache.Store(1 << 20)), request, origin, T0)
         assert [header(r.headers, b"range") for r in origin.asked] == [b"bytes=0-99", None]
         assert out.final.status == 200
         coding = oracle.codings_of(list(out.final.headers))
@@ -205,11 +204,11 @@ def test_respect_strong_etags_never_serves_a_stored_zstd_to_a_visitor_without_it
             headers.append((b"Content-Encoding", coding.encode()))
         return Response(200, tuple(headers), codings.encode(body, coding))
 
-    first = pipeline.exchange(z, store, _request("/a.css", CHROME), negotiating, T0)
+    first = run(EdgeContext(z, store), _request("/a.css", CHROME), negotiating, T0)
     assert header(first.final.headers, b"content-encoding") == b"zstd"
     for accept, coding in (("gzip, deflate, br", []), (None, [])):  # Safari, curl
-        out = pipeline.exchange(z, store, _request("/a.css", accept), negotiating, T0 + 1)
-        assert out.plan.served.status == "HIT"
+        out = run(EdgeContext(z, store), _request("/a.css", accept), negotiating, T0 + 1)
+        assert out.exchange.served.status == "HIT"
         assert oracle.codings_of(list(out.final.headers)) == coding
         assert out.final.body == body and header(out.final.headers, b"etag") == b'W/"z1"'
 
@@ -231,11 +230,12 @@ def test_a_304_with_a_strong_etag_does_not_update_a_stored_weak_one():
                                    (b"Cache-Control", b"max-age=60")),
                              codings.encode(b"a { b: c } " * 40, "gzip"))
 
-    pipeline.exchange(z, store, _request("/s.css", "gzip"), nginx, T0)
-    out = pipeline.exchange(z, store, _request("/s.css", "gzip"), nginx, T0 + 120)
+    run(EdgeContext(z, store), _request("/s.css", "gzip"), nginx, T0)
+    out = run(EdgeContext(z, store), _request("/s.css", "gzip"), nginx, T0 + 120)
     assert [header(r.headers, b"if-none-match") for r in calls] == [None, b'W/"x"', None]
-    assert out.plan.served.status == "EXPIRED" and "RFC 9111 4.3.4" in out.plan.served.reason
-    stored = store.get(out.plan.served.key)
+    served = out.exchange.served
+    assert served.status == "EXPIRED" and "RFC 9111 4.3.4" in served.reason
+    stored = store.get(out.exchange.served.key)
     assert header(stored.headers, b"etag") == b'W/"x"'  # never the strong tag on gzip
     assert header(out.final.headers, b"etag") == b'W/"x"'
 
@@ -251,18 +251,16 @@ def test_a_304_that_matches_updates_the_stored_object():
         return Response(200, ((b"Content-Type", b"text/css"), (b"ETag", b'W/"x"'),
                                    (b"Cache-Control", b"max-age=60")), b"a { b: c } " * 40)
 
-    pipeline.exchange(z, store, _request("/s.css", "gzip"), origin, T0)
-    out = pipeline.exchange(z, store, _request("/s.css", "gzip"), origin, T0 + 120)
-    assert out.plan.served.status == "REVALIDATED" and len(out.sent) == 1
+    run(EdgeContext(z, store), _request("/s.css", "gzip"), origin, T0)
+    out = run(EdgeContext(z, store), _request("/s.css", "gzip"), origin, T0 + 120)
+    assert out.exchange.served.status == "REVALIDATED" and len(out.sent) == 1
 
 
 def test_an_identity_body_over_the_decode_limit_is_refused_unread():
     body = b"x" * 5000
     z = zone()
-    state = pipeline.on_request(z, _request("/page", "br"))
     facts = Response(200, ((b"Content-Type", b"text/html"),), body)
-    plan = pipeline.on_response(z, state, facts)
-    done = pipeline.recode(plan, body, limit=1000)
+    done = through(z, _request("/page", "br"), facts, limit=1000)
     assert not done.decision.changed
     assert "the identity body is 5000 bytes, more than the decode limit" in done.decision.reason
 

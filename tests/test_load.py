@@ -126,5 +126,5 @@ def test_fifty_clients_two_hundred_requests_each_with_rules_edits(tmp_path):
     assert codings_when(lambda sent, got: got == 0) == {b"br"}
     assert codings_when(lambda sent, got: sent == 2 and got == 2) == {b"gzip"}
     assert codings_when(lambda sent, got: sent == 4) == {b"gzip"}
-    records = proxy.records()
+    records = proxy.records(at_least=CLIENTS * REQUESTS)
     assert len(records) == CLIENTS * REQUESTS

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from addon import html
 from addon.compression.stream import BodyStream
 from addon.compression.stream import Threaded
-from addon.exchange import pipeline
+from addon.exchange.content import content_phase
+from addon.exchange.request import request_phases
 from addon.http import codings
 from addon.http.messages import Request
 from addon.http.messages import Response
@@ -127,15 +128,14 @@ def test_a_page_rewritten_as_it_streams_is_the_page_rewritten_whole(cuts):
 
 def _decide(headers, **facts):
     z = zone(html_features=True)
-    state = pipeline.on_request(z, Request(headers=((b"Accept-Encoding", b"br"),)))
-    return pipeline.on_response(z, state, Response(200, tuple(headers), None,
-                                                        streaming=True, **facts))
+    state = request_phases(z, Request(headers=((b"Accept-Encoding", b"br"),)))
+    return content_phase(z, state, Response(200, tuple(headers), None, streaming=True, **facts))
 
 
 def test_the_decision_on_headers_for_a_body_that_will_stream():
     css = (b"Content-Type", b"text/css")
-    plan = _decide([css, (b"Content-Length", b"100000")])
-    assert plan.decision.action == "compress" and plan.recode.target == "br"
+    content = _decide([css, (b"Content-Length", b"100000")])
+    assert content.decision.action == "compress" and content.recode.target == "br"
     small = _decide([css, (b"Content-Length", b"10")])  # the minimums still hold
     assert small.decision.action == "pass"
     unknown = _decide([css])  # no length: above the minimums (modelled), and said so
@@ -145,9 +145,9 @@ def test_the_decision_on_headers_for_a_body_that_will_stream():
 
 
 def test_a_streamed_page_in_another_charset_is_not_rewritten():
-    plan = _decide([(b"Content-Type", b"text/html; charset=iso-8859-1")])
-    assert plan.decision.action != "rewrite"
-    assert "streamed page in iso-8859-1 is not rewritten" in " ".join(plan.notes)
+    content = _decide([(b"Content-Type", b"text/html; charset=iso-8859-1")])
+    assert content.decision.action != "rewrite"
+    assert "streamed page in iso-8859-1 is not rewritten" in " ".join(content.notes)
     utf8 = _decide([(b"Content-Type", b"text/html; charset=UTF-8")])
     assert utf8.decision.action == "rewrite" and utf8.recode.html is not None
 

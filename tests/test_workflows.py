@@ -12,7 +12,11 @@ from addon.cli.explain import explain
 from addon.cli.explain import parse_header_dump
 from addon.diagnosis import OriginDiagnosis
 from addon.diagnosis import probe_needed
-from addon.exchange import pipeline
+from addon.exchange import EdgeContext
+from addon.exchange import run
+from addon.exchange.headers import TRACE_HEADER
+from addon.exchange.record import Record
+from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
 from addon.report import Report
@@ -118,7 +122,7 @@ def _record(url, **kw):
          "encoding_out": "br", "bytes_in": 1000, "bytes_out": 200, "reason": "why A",
          "etag_in": '"v1"', "etag_out": 'W/"v1"', "cache_status": "MISS",
          "not_modified": None}
-    return r | kw
+    return Record(**(r | kw))
 
 
 def test_report_counts_lost_etags_bytes_and_diagnoses():
@@ -162,8 +166,11 @@ def test_trace_names_the_change_the_reason_and_the_rule():
     expression: 'true'
     action_parameters: {respect_strong_etags: true}
 """)
-    state, _, plan = exchange(z, accept="gzip", origin="br")
-    traced = dict(pipeline.with_trace(plan, state).edge_headers)[pipeline.TRACE_HEADER]
+    _, response, _ = exchange(z, accept="gzip", origin="br")
+    request = Request(target="/page.html", headers=((b"Accept-Encoding", b"gzip"),))
+    out = run(EdgeContext(z, trace=True), request, lambda sent: response, 0.0)
+    traced = header(out.final.headers, TRACE_HEADER)
+    assert traced is not None
     assert traced.startswith(b'decompress br->identity; ETag weakened "foobar"->W/"foobar"')
     assert b'rules: cache_rules[1] "strong for css"' in traced and b"row 4" in traced
     assert b"\r" not in traced and b"\n" not in traced and traced.isascii()

@@ -23,7 +23,9 @@ from mitmproxy import http
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
-from addon.mitm.adapter import CloudflareEdge
+from addon.mitm import addons
+from addon.mitm.exchanges import Exchanges
+from addon.mitm.origins import Origins
 from tests.edge_helpers import FEATURES_OFF
 from tests.loopback import Origin
 from tests.loopback import Route
@@ -127,18 +129,21 @@ def test_no_probe_for_a_page_whose_visitors_never_get_an_etag(tmp_path):
 
 async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULES)
-    edge = CloudflareEdge()
-    with taddons.context(edge) as tctx:
-        tctx.configure(edge, cf_rules=str(tmp_path / "rules.yaml"))
+    chain = addons()
+    edge = next(a for a in chain if isinstance(a, Exchanges))
+    origins = next(a for a in chain if isinstance(a, Origins))
+    with taddons.context(*chain) as tctx:
+        tctx.options.update(cf_rules=str(tmp_path / "rules.yaml"))
         f = tflow.tflow(resp=False)
         f.request.timestamp_start = f.request.timestamp_end = time.time()  # live: sent now
         f.request.path = "/page"
         f.request.headers["accept-encoding"] = "gzip"
         edge.requestheaders(f)
-        edge.origins.answered(f)  # the made-up origin of a test flow answered just now
-        await edge.request(f)
+        origins.answered(f)  # the made-up origin of a test flow answered just now
+        assert edge.request(f) is None  # nothing to wait for
         f.response = http.Response.make(200, CSS, {"Content-Type": "text/css", "ETag": '"v1"'})
-        await edge.response(f)
+        assert edge.response(f) is None
+        assert "cf_edge_state" not in f.metadata  # never saved with the flow
         view = contentviews.prettify_message(f.response, f, "cloudflare edge")
     assert view.view_name == "cloudflare edge"
     text = view.text
@@ -206,7 +211,8 @@ def test_bad_report_path_is_refused(tmp_path):
                           "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
                           "--set", f"cf_report={tmp_path / 'missing' / 'r.md'}"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert out.returncode != 0 and "must be a file in an existing directory" in out.stdout
+    assert out.returncode != 0 and "cf_report: directory" in out.stdout
+    assert "does not exist" in out.stdout
     assert Path(tmp_path / "missing").exists() is False
 
 

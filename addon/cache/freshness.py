@@ -13,6 +13,10 @@ from addon.http.cache_control import parse_cache_control
 from addon.http.conditional import parse_http_date
 from addon.http.headers import Headers
 from addon.http.headers import header
+from addon.vocabulary import CacheStatus
+
+BYPASS = CacheStatus.BYPASS
+MISS = CacheStatus.MISS
 
 # facts 6.4: edge TTLs without Cache-Control or Expires
 DEFAULT_TTLS = {200: 7200, 206: 7200, 301: 7200, 302: 1200, 303: 1200, 404: 180, 410: 180}
@@ -24,7 +28,7 @@ _INT = re.compile(r"\d+")
 @dataclass(frozen=True)
 class Freshness:
     store: bool
-    status: str  # MISS (stored, or Cache Everything with Set-Cookie) or BYPASS
+    status: CacheStatus  # MISS (stored, or Cache Everything with Set-Cookie) or BYPASS
     reason: str
     ttl: int = 0  # seconds fresh; 0: revalidate on every request
     stale_while_revalidate: int = 0  # seconds after expiry when UPDATING may be served
@@ -113,19 +117,19 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
         if edge.explicit:
             strip.append(b"set-cookie")  # facts 6.7: stripped and cached
         elif settings.by_rule:
-            return Freshness(False, "MISS", "Set-Cookie with a cache rule (Cache Everything): "
+            return Freshness(False, MISS, "Set-Cookie with a cache rule (Cache Everything): "
                              "not stored, MISS every time (facts 6.7)")
         elif occ:
             return _bypass("the origin sent Set-Cookie (facts 6.7)")
         else:
             strip.append(b"set-cookie")
     swr = _seconds(cc.get("stale-while-revalidate")) if swr_allowed else None
-    return Freshness(True, "MISS", f"stored: {why}", max(ttl, 0), swr or 0, stale_on_error,
+    return Freshness(True, MISS, f"stored: {why}", max(ttl, 0), swr or 0, stale_on_error,
                      tuple(strip), source if cc else "")
 
 
 def _bypass(reason: str) -> Freshness:
-    return Freshness(False, "BYPASS", reason)
+    return Freshness(False, BYPASS, reason)
 
 
 def _directives(response: Headers) -> tuple[str, dict[str, str]]:

@@ -29,6 +29,16 @@ from addon.http.headers import header_values
 from addon.http.headers import wire_text
 from addon.http.messages import Request
 from addon.http.messages import Response
+from addon.vocabulary import CacheStatus
+
+BYPASS = CacheStatus.BYPASS
+DYNAMIC = CacheStatus.DYNAMIC
+EXPIRED = CacheStatus.EXPIRED
+HIT = CacheStatus.HIT
+MISS = CacheStatus.MISS
+REVALIDATED = CacheStatus.REVALIDATED
+STALE = CacheStatus.STALE
+UPDATING = CacheStatus.UPDATING
 
 ORIGIN_FAILURES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 527})
 # connection-level headers: not part of the stored object; its length is stated instead
@@ -52,7 +62,7 @@ class OriginRequest:
 
 @dataclass  # not frozen: built per request, and frozen init is 3x slower
 class Lookup:
-    status: str  # DYNAMIC | MISS | HIT | EXPIRED | UPDATING
+    status: CacheStatus  # DYNAMIC, MISS, HIT, EXPIRED or UPDATING
     key: str | None
     settings: CacheSettings
     reason: str
@@ -65,7 +75,7 @@ class Lookup:
 class Served:
     """What the visitor is served from: the origin's response or a stored object."""
 
-    status: str  # the cf-cache-status value
+    status: CacheStatus
     response: Response
     reason: str
     key: str | None = None
@@ -81,24 +91,24 @@ class Served:
 def lookup(store: Store | None, settings: CacheSettings, request: Request,
            now: float) -> Lookup:
     if not settings.eligible or store is None:
-        return Lookup("DYNAMIC", None, settings, settings.reason,
+        return Lookup(DYNAMIC, None, settings, settings.reason,
                       origin=OriginRequest(request.method))
     key = cache_key(request.scheme, request.host, request.target, request.headers,
                     settings.cache_key)
     obj = store.get(key)
     cold = OriginRequest("GET", CONDITIONAL_HEADERS)  # facts 2.4.1, 1.7.1, 1.8.8
     if obj is None:
-        return Lookup("MISS", key, settings, f"{settings.reason}; not in cache, fetched from "
+        return Lookup(MISS, key, settings, f"{settings.reason}; not in cache, fetched from "
                       "the origin without the visitor's validators", origin=cold)
     if obj.fresh(now):
-        return Lookup("HIT", key, settings, f"served from cache (age {obj.age(now)} s of "
+        return Lookup(HIT, key, settings, f"served from cache (age {obj.age(now)} s of "
                       f"{obj.ttl} s)", obj=obj)
     revalidate = replace(cold, set=revalidation_headers(obj))
     if obj.within_stale_while_revalidate(now):
-        return Lookup("UPDATING", key, settings, "expired, served stale while it is "
+        return Lookup(UPDATING, key, settings, "expired, served stale while it is "
                       "revalidated in the background (stale-while-revalidate, facts 2.4.3, "
                       "6.15)", obj=obj, background=revalidate)
-    return Lookup("EXPIRED", key, settings, "expired, revalidated with the origin using the "
+    return Lookup(EXPIRED, key, settings, "expired, revalidated with the origin using the "
                   "stored validators (facts 2.4.2)", obj=obj, origin=revalidate)
 
 
@@ -125,7 +135,7 @@ def serve_stored(lk: Lookup, now: float) -> Served:
 def serve_stale(lk: Lookup, now: float, why: str) -> Served:
     """EXPIRED, and the origin cannot be reached: the stored object, served STALE."""
     assert lk.obj is not None
-    return _from_object("STALE", lk.obj, f"{why}; the expired object was served stale "
+    return _from_object(STALE, lk.obj, f"{why}; the expired object was served stale "
                         "(facts 6.13, 6.21)", now)
 
 
@@ -137,26 +147,26 @@ def after_origin(store: Store | None, lk: Lookup, request: Request,
 
     `strip`: headers Cache Response Rules remove before caching (facts 5.2.2).
     """
-    if lk.status == "DYNAMIC":
-        return Served("DYNAMIC", response, lk.reason)
+    if lk.status is DYNAMIC:
+        return Served(DYNAMIC, response, lk.reason)
     if store is None:
-        return Served("DYNAMIC", response, "the cache was switched off (cf_cache) while the "
+        return Served(DYNAMIC, response, "the cache was switched off (cf_cache) while the "
                       "origin was asked")
     assert lk.key is not None
     obj = lk.obj
-    if lk.status == "EXPIRED" and obj is not None:
+    if lk.status is EXPIRED and obj is not None:
         if response.status == 304:
             answer = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
             why = not_selected(obj.headers, answer)
             if why is None:
                 return _revalidated(store, lk, obj, request, response, plan, now)
             if recorded:  # nothing to ask again: the stored object, neither updated nor fresh
-                return _from_object("EXPIRED", obj, f"{why}; the recording holds no full "
+                return _from_object(EXPIRED, obj, f"{why}; the recording holds no full "
                                     "response, so the stored object was served as it is", now)
-            return Served("EXPIRED", response, f"{why}; the edge asked for the full response",
+            return Served(EXPIRED, response, f"{why}; the edge asked for the full response",
                           lk.key, refetch=OriginRequest("GET", CONDITIONAL_HEADERS))
         if response.status in ORIGIN_FAILURES and obj.stale_on_error:
-            return _from_object("STALE", obj, f"the origin failed ({response.status}); the "
+            return _from_object(STALE, obj, f"the origin failed ({response.status}); the "
                                 "expired object was served stale (facts 6.13, 6.16)", now)
     if response.status == 304:
         why = ("the recording holds only the origin's 304 to the visitor's own validators, "
@@ -165,13 +175,13 @@ def after_origin(store: Store | None, lk: Lookup, request: Request,
         return Served(lk.status, response, why, lk.key)
     if response.streamed or response.body is None:
         store.remove(lk.key)
-        return Served("BYPASS", response, "the body was streamed, not buffered, so it could "
+        return Served(BYPASS, response, "the body was streamed, not buffered, so it could "
                       "not be stored", lk.key)
     headers = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
     body = response.body
     fr = freshness(lk.settings, plan, request.headers, response.status, headers, len(body),
                    now)
-    status = lk.status if fr.status == "MISS" else fr.status
+    status = lk.status if fr.status is MISS else fr.status
     if not fr.store:
         store.remove(lk.key)
         return Served(status, replace(response, headers=headers), f"{lk.reason}: {fr.reason}",
@@ -184,7 +194,7 @@ def after_origin(store: Store | None, lk: Lookup, request: Request,
                        _smart_last_modified(kept, strip, now))
     removed = (*strip, *fr.strip)
     if not store.put(obj):
-        return Served("BYPASS", replace(response, headers=kept), "larger than the whole "
+        return Served(BYPASS, replace(response, headers=kept), "larger than the whole "
                       "cache (cf_cache_size)", lk.key, removed=removed)
     reason = f"{lk.reason}; {fr.reason}"
     return Served(status, replace(response, headers=kept), reason, lk.key, stored=True,
@@ -198,14 +208,14 @@ def before_body(store: Store | None, lk: Lookup, request: Request,
     the edge, from its headers: what the visitor is told, and how many of the body's
     bytes to keep for storing when the stream has ended whole (0: none). after_origin()
     stores them then."""
-    if lk.status == "DYNAMIC" or store is None:
+    if lk.status is DYNAMIC or store is None:
         return after_origin(store, lk, request, response, plan, strip, now), 0
     assert lk.key is not None
     headers = tuple((k, v) for k, v in response.headers if k.lower() not in strip)
     length = header(headers, b"content-length")
     size = int(length) if length is not None and length.strip().isdigit() else 0
     fr = freshness(lk.settings, plan, request.headers, response.status, headers, size, now)
-    status = lk.status if fr.status == "MISS" else fr.status
+    status = lk.status if fr.status is MISS else fr.status
     if not fr.store:
         store.remove(lk.key)
         return Served(status, replace(response, headers=headers), f"{lk.reason}: {fr.reason}",
@@ -252,7 +262,7 @@ def after_background(store: Store, lk: Lookup, request: Request,
         return "revalidated: the origin answered 304, the stored object is fresh again"
     if response.status in ORIGIN_FAILURES:
         return f"the origin failed ({response.status}); the stale object stays"
-    served = after_origin(store, replace(lk, status="EXPIRED", obj=None), request, response,
+    served = after_origin(store, replace(lk, status=EXPIRED, obj=None), request, response,
                           plan, strip, now)
     return f"replaced by the origin's {response.status}: {served.reason}"
 
@@ -276,12 +286,12 @@ def _revalidated(store: Store, lk: Lookup, obj: CachedObject, request: Request,
     else:  # the updated headers forbid keeping it: served this once, then gone
         store.remove(obj.key)
         reason += f", and removed from the cache: {fr.reason}"
-    served = _from_object("REVALIDATED", fresh, reason, now)
+    served = _from_object(REVALIDATED, fresh, reason, now)
     # no Age on REVALIDATED (facts 6.14, newer reading)
     return replace(served, age=None, stored=fr.store)
 
 
-def _from_object(status: str, obj: CachedObject, reason: str, now: float) -> Served:
+def _from_object(status: CacheStatus, obj: CachedObject, reason: str, now: float) -> Served:
     return Served(status, Response(obj.status, obj.headers, obj.body), reason, obj.key,
                   age=obj.age(now), stored=True, last_modified=obj.generated_last_modified,
                   from_store=True)

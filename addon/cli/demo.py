@@ -23,7 +23,7 @@ from pathlib import Path
 
 import brotli
 
-from addon.mitm.adapter import BUNDLED_RULES
+from addon.mitm.zone_loader import BUNDLED_RULES
 
 EDGE = Path(__file__).resolve().parent.parent / "edge.py"
 MATRIX = ("gzip, br", "br", "gzip", None)  # the documented tables' visitors, and none

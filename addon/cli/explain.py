@@ -15,14 +15,17 @@ from urllib.parse import urlsplit
 from addon import cache
 from addon.config.loader import RulesFileError
 from addon.config.loader import load_rules
-from addon.exchange import pipeline
+from addon.config.zone import Zone
+from addon.exchange import EdgeContext
+from addon.exchange import Outcome
+from addon.exchange import run
 from addon.http import codings
 from addon.http.headers import Headers
 from addon.http.headers import header
 from addon.http.headers import wire_text
 from addon.http.messages import Request
 from addon.http.messages import Response
-from addon.mitm.adapter import BUNDLED_RULES
+from addon.mitm.zone_loader import BUNDLED_RULES
 
 DEFAULT_SIZE = 10 * 1024
 BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"  # what Chromium sends over HTTPS
@@ -130,7 +133,7 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     request_headers += [_header_option(h, "--request-header") for h in args.request_header]
     target = (url.path or "/") + (f"?{url.query}" if url.query else "")
     request = Request(method=args.method.upper(), scheme=url.scheme, host=url.netloc,
-                           target=target, headers=tuple(request_headers))
+                      target=target, headers=tuple(request_headers))
     origin = Response(status, headers, body)
 
     store = cache.Store(1 << 30)
@@ -138,18 +141,19 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
              f"           Accept-Encoding: {args.accept_encoding or '(none)'}",
              f"Origin:    {status}, {size} bytes decoded{assumed}, " + ", ".join(
                  f"{wire_text(k)}: {wire_text(v)}" for k, v in headers)]
-    outcome = _run(zone, store, request, origin)
-    plan, final = outcome.plan, outcome.final
-    d, served = plan.decision, plan.served
-    etag = (f"{wire_text(plan.etag.raw)} -> {wire_text(d.etag_out) if d.etag_out else '(none)'}"
-            if plan.etag else "(none)")
+    out = _run(zone, store, request, origin)
+    ex, final = out.exchange, out.final
+    assert ex.content is not None
+    d, served, etag_in = ex.content.decision, ex.served, ex.content.etag
+    etag = (f"{wire_text(etag_in.raw)} -> {wire_text(d.etag_out) if d.etag_out else '(none)'}"
+            if etag_in else "(none)")
     lines += [f"Decision:  {d.action}, {d.encoding_in} -> {d.encoding_out}; ETag "
               f"{d.etag_action}: {etag}",
               f"Why:       {d.reason}",
               f"Basis:     {d.basis}" + (f" ({d.table_row})" if d.table_row else "")]
-    if plan.rules:
-        lines.append("Rules:     " + "; ".join(plan.rules))
-    for note in plan.notes:
+    if out.record.rules:
+        lines.append("Rules:     " + "; ".join(out.record.rules))
+    for note in out.record.notes:
         lines.append(f"Note:      {note}")
     if served is not None:
         lines.append(f"Cache:     {served.status}: {served.reason}")
@@ -163,24 +167,23 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run(zone, store, request: Request, origin: Response) -> pipeline.Outcome:
-    return pipeline.exchange(zone, store, request, lambda sent: origin, 0.0)
+def _run(zone: Zone, store: cache.Store, request: Request, origin: Response) -> Outcome:
+    return run(EdgeContext(zone, store), request, lambda sent: origin, 0.0)
 
 
-def _revalidation(zone, store, request: Request, origin: Response,
+def _revalidation(zone: Zone, store: cache.Store, request: Request, origin: Response,
                   etag: bytes | None) -> str:
     """What a browser that revalidates with the ETag it was given gets back."""
     if etag is None:
         return ("the visitor gets no ETag, so a browser cannot revalidate with If-None-Match "
                 "(only If-Modified-Since, if there is a Last-Modified)")
     again = Request(request.method, request.scheme, request.host, request.target,
-                         request.http_version,
-                         (*request.headers, (b"If-None-Match", etag)))
-    plan = _run(zone, store, again, origin).plan
-    served = plan.served
+                    request.http_version, (*request.headers, (b"If-None-Match", etag)))
+    ex = _run(zone, store, again, origin).exchange
+    served = ex.served
     where = served.status if served else "?"
     tag = wire_text(etag)
-    if plan.not_modified == "edge":
+    if ex.headers is not None and ex.headers.not_modified == "edge":
         return f"a browser sending If-None-Match: {tag} gets 304 from the edge ({where})"
     if served is not None and served.status == "DYNAMIC":
         return (f"If-None-Match: {tag} goes to the origin (DYNAMIC); the 304 depends on the "

@@ -19,8 +19,11 @@ from addon.http import etag as etags
 from addon.http.accept_encoding import DECODABLE
 from addon.http.accept_encoding import IDENTITY
 from addon.http.accept_encoding import parse_accept_encoding
+from addon.vocabulary import Action
+from addon.vocabulary import Basis
+from addon.vocabulary import ETagAction
 
-DOCUMENTED, MODELLED = "documented", "modelled"
+DOCUMENTED, MODELLED = Basis.DOCUMENTED, Basis.MODELLED
 
 # facts 2.1: (respect strong etags, codings the visitor accepts, origin coding) -> row
 _TABLE_ROWS = {
@@ -77,16 +80,16 @@ class ResponseInputs(NamedTuple):
 class Decision:
     encoding_in: str  # coding token ("identity" when the origin sent none); raw if unsupported
     encoding_out: str
-    action: str  # pass | compress | decompress | transcode | rewrite | polish | served
-    etag_action: str  # kept | weakened | removed | absent
+    action: Action
+    etag_action: ETagAction
     etag_out: bytes | None  # exactly the bytes the visitor gets
     reason: str
-    basis: str  # documented | modelled
+    basis: Basis
     table_row: str = ""
 
     @property
     def changed(self) -> bool:
-        return self.action != "pass"
+        return self.action is not Action.PASS
 
 
 def origin_coding(values: tuple[str, ...]) -> str | None:
@@ -131,7 +134,7 @@ def decide_without_body(i: ResponseInputs, etag: etags.ETag | None) -> Decision 
     return None if d is None else _with_etag(d, etag)
 
 
-def pass_through(i: ResponseInputs, etag: etags.ETag | None, reason: str, basis: str
+def pass_through(i: ResponseInputs, etag: etags.ETag | None, reason: str, basis: Basis
                  ) -> Decision:
     """A decision to leave the response as the origin sent it, for a reason found late."""
     return _with_etag(_cite(_passthrough(i, reason, basis)), etag)
@@ -163,7 +166,7 @@ def _with_etag(d: Decision, etag: etags.ETag | None) -> Decision:
     """The cached decision with this response's own ETag bytes."""
     if etag is None:
         return d
-    if d.etag_action == "removed":
+    if d.etag_action is ETagAction.REMOVED:
         out = None
     else:
         out = etag.raw if not d.changed else etags.transform(etag)[1]
@@ -176,14 +179,14 @@ def _cite(d: Decision) -> Decision:
     return replace(d, reason=f"{d.reason} [{cite}]")
 
 
-def _passthrough(i: ResponseInputs, reason: str, basis: str, row: str = "") -> Decision:
+def _passthrough(i: ResponseInputs, reason: str, basis: Basis, row: str = "") -> Decision:
     enc_in = ", ".join(i.content_encoding) or IDENTITY
-    action = "kept" if i.etag_kind else "absent"
-    return Decision(enc_in, enc_in, "pass", action, None, reason, basis, row)
+    action = ETagAction.KEPT if i.etag_kind else ETagAction.ABSENT
+    return Decision(enc_in, enc_in, Action.PASS, action, None, reason, basis, row)
 
 
 def _early(i: ResponseInputs) -> Decision | None:
-    def passthrough(reason: str, basis: str) -> Decision:
+    def passthrough(reason: str, basis: Basis) -> Decision:
         return _passthrough(i, reason, basis)
 
     if i.streamed:
@@ -227,7 +230,7 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
     src = origin_coding(i.content_encoding)
     assert src is not None
 
-    def passthrough(reason: str, basis: str, row: str = "") -> Decision:
+    def passthrough(reason: str, basis: Basis, row: str = "") -> Decision:
         return _passthrough(i, reason, basis, row)
 
     if size is None:
@@ -395,14 +398,14 @@ def _rewrite(i: ResponseInputs, enc_in: str, size: int) -> Decision:
                     "no validator can stay (modelled, facts 2.3 step 2, 3.3.6)")
     reason = (f"{names} on for this {i.media_type} response: the body was decoded, "
               f"rewritten and {coded} ({why}); {etag_why}")
-    action = "removed" if i.etag_kind else "absent"
-    return Decision(enc_in, out, "rewrite", action, None, reason,
+    action = ETagAction.REMOVED if i.etag_kind else ETagAction.ABSENT
+    return Decision(enc_in, out, Action.REWRITE, action, None, reason,
                     DOCUMENTED if documented else MODELLED)
 
 
-def _changed_etag(i: ResponseInputs, because: str) -> tuple[str, str]:
+def _changed_etag(i: ResponseInputs, because: str) -> tuple[ETagAction, str]:
     """What a change of the body does to the ETag (facts 2.3 step 4), and why."""
-    etag_action = etags.TRANSFORM_ACTIONS[i.etag_kind]
+    etag_action = ETagAction(etags.TRANSFORM_ACTIONS[i.etag_kind])
     etag_why = {
         "weakened": f"the strong ETag was weakened because {because}",
         "kept": "the weak ETag stays weak",
@@ -417,15 +420,16 @@ def _polish(i: ResponseInputs, enc_in: str) -> Decision:
     reason = (f"Polish ({i.polish}) optimizes this {i.media_type} image and adds cf-polished "
               f"(facts 3.5.1, 3.5.4); {etag_why} (facts 3.5.6). The image bytes are not "
               "recompressed here: the emulator shows the headers a polished image gets")
-    return Decision(enc_in, enc_in, "polish", etag_action, None, reason, MODELLED)
+    return Decision(enc_in, enc_in, Action.POLISH, etag_action, None, reason, MODELLED)
 
 
 def _transform(
-    i: ResponseInputs, enc_in: str, out: str, reason: str, basis: str, row: str
+    i: ResponseInputs, enc_in: str, out: str, reason: str, basis: Basis, row: str
 ) -> Decision:
     etag_action, etag_why = _changed_etag(i, "the body changed")
     src = origin_coding(i.content_encoding)
-    action = "compress" if src == IDENTITY else "decompress" if out == IDENTITY else "transcode"
+    action = (Action.COMPRESS if src == IDENTITY else Action.DECOMPRESS if out == IDENTITY
+              else Action.TRANSCODE)
     return Decision(enc_in, out, action, etag_action, None, f"{reason}; {etag_why}", basis, row)
 
 

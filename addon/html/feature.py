@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from addon.html.engine import Rewriter
+from addon.vocabulary import Basis
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-DOCUMENTED = "documented"
-MODELLED = "modelled"
+DOCUMENTED, MODELLED = Basis.DOCUMENTED, Basis.MODELLED
 PLANS = ("free", "pro", "business", "enterprise")
 
 
@@ -74,7 +74,7 @@ class FeatureSpec:
     default: bool = False  # on in a new zone
     plans: tuple[str, ...] = PLANS  # plans that have it
     disabled_by_respect_strong_etags: bool = True  # facts 2.2.3
-    etag_removal: str = MODELLED  # whether removing the ETag is documented for it (2.2.4)
+    etag_removal: Basis = MODELLED  # whether removing the ETag is documented for it (2.2.4)
     assets: tuple[Script | Page, ...] = ()
 
     def applies(self, media_type: str, plan: str) -> bool:

@@ -6,14 +6,12 @@ from __future__ import annotations
 from mitmproxy.contentviews import Contentview
 from mitmproxy.contentviews import Metadata
 
+from addon.exchange.record import FIELDS
 from addon.http.headers import wire_text
 
 META = "cf_edge"
-SHOWN = ("method", "url", "status", "status_out", "cache_status", "cache_key", "cache_reason",
-         "age", "not_modified", "accept_encoding", "origin_accept_encoding", "encoding_in",
-         "encoding_out", "action", "etag_in", "etag_out", "etag_action", "reason", "basis",
-         "table_row", "respect_strong_etags", "rules", "notes", "features", "bytes_in",
-         "bytes_out")  # fmt: skip
+# the record's fields in its own order, but for the time, the flag and the findings
+SHOWN = tuple(name for name in FIELDS if name not in ("ts", "changed", "diagnoses"))
 
 
 class EdgeView(Contentview):

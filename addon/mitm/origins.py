@@ -5,13 +5,14 @@ mitmproxy would send before any hook runs again.
 An origin that answered within the last RECENT seconds is not checked again, so steady
 traffic pays nothing; the check is one TCP connection (and a TLS handshake for https
 origins), closed at once. An origin can still fail between the check and mitmproxy's own
-connection: the `error` hook then answers (addon/mitm/error_page.py).
+connection: the `error` hook then answers (mitm/error_page.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 import time
@@ -22,6 +23,9 @@ from mitmproxy import ctx
 from mitmproxy import http
 
 from addon.exchange import errors as origin_errors
+from addon.mitm import options
+
+logger = logging.getLogger("cf_edge")
 
 RECENT = 2.0  # seconds an answer vouches for its origin
 REMEMBERED = 1024  # origins remembered, least recently answered first out
@@ -31,10 +35,30 @@ def _key(flow: http.HTTPFlow) -> tuple[str, str, int]:
     return flow.request.scheme, flow.request.host, flow.request.port
 
 
-class Reachability:
+class Origins:
+    """Which origins answered lately; the check before a request needs one; and the
+    options that let the edge answer for a dead origin."""
+
     def __init__(self) -> None:
         self.answered_at: OrderedDict[tuple[str, str, int], float] = OrderedDict()
         self.connect_timeout = origin_errors.CONNECT_TIMEOUT
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cf_connect_timeout", str, f"{origin_errors.CONNECT_TIMEOUT:g}",
+            "Seconds the edge waits for a connection to the origin before it answers 522 "
+            "Connection timed out (Cloudflare waits 19 s).",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        if "cf_connect_timeout" in updated:
+            self.connect_timeout = options.seconds("cf_connect_timeout")
+        if {"mode", "connection_strategy"} & updated:
+            _connect_lazily()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.live and flow.server_conn.timestamp_tcp_setup is not None:
+            self.answered(flow)
 
     def answered(self, flow: http.HTTPFlow) -> None:
         key = _key(flow)
@@ -81,6 +105,18 @@ class Reachability:
             await writer.wait_closed()
         self.answered(flow)
         return None
+
+
+def _connect_lazily() -> None:
+    """Cloudflare connects to the origin for a request; mitmproxy by default connects when
+    the visitor does, and in reverse mode drops the visitor's connection without an answer
+    when the origin is down. Lazy connections let the edge answer 52x."""
+    modes = ctx.options.mode or []
+    if ctx.options.connection_strategy == "eager" and not any(
+            m.startswith("upstream:") for m in modes):
+        ctx.options.update(connection_strategy="lazy")
+        logger.info("cf_edge: connection_strategy set to lazy: the origin is connected when a "
+                    "request needs it, so a dead origin gets Cloudflare's 52x answers")
 
 
 def _tls_context() -> ssl.SSLContext:

@@ -1,0 +1,414 @@
+"""One visitor's request through the edge, as a state machine: the phase order, written
+once, for every way of driving it.
+
+An Exchange runs the request phases when it is made, then tells its driver, step by step,
+what it needs (sans I/O, in the spirit of h11 and hishel):
+
+    AskOrigin   send this request to the origin (`answered()` or `failed()` follows)
+    FromCache   the visitor is served a stored object (`from_cache()` follows), maybe
+                revalidated in the background meanwhile
+    NeedRecode  the body must be re-coded (`recode()` follows, in a thread if it is big)
+    Stream      the body streams through this transformation (`stream_ended()` follows)
+    Delivered   done: this response leaves, this record is logged
+    Answer      done: the edge answers itself (its /cdn-cgi/ paths, a 52x)
+
+The mitmproxy layer drives it across hooks and threads (addon/mitm/edge.py); explain, the
+demo and the core tests drive it synchronously (exchange/run.py). Nothing else restates
+the order:
+
+    request phases -> /cdn-cgi/ -> cache lookup -> origin (or a stored object)
+    -> cache response rules, fill or revalidation -> content phase -> re-code
+    -> response-headers phase -> last phase (egress) -> record and diagnosis
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import replace
+from enum import Enum
+
+from addon import cache
+from addon.cache import Lookup
+from addon.cache import OriginRequest
+from addon.cache import Served
+from addon.cache import Store
+from addon.compression.stream import BodyStream
+from addon.config.parameters import CacheResponseParameters
+from addon.config.zone import Zone
+from addon.diagnosis import OriginDiagnosis
+from addon.exchange import egress
+from addon.exchange.answers import Answer
+from addon.exchange.answers import edge_answer
+from addon.exchange.answers import origin_error
+from addon.exchange.content import Content
+from addon.exchange.content import content_phase
+from addon.exchange.headers import TRACE_HEADER
+from addon.exchange.headers import EdgeHeaders
+from addon.exchange.headers import headers_phase
+from addon.exchange.headers import trace
+from addon.exchange.recode import Body
+from addon.exchange.recode import recode
+from addon.exchange.recode import stream_body
+from addon.exchange.record import Record
+from addon.exchange.record import record
+from addon.exchange.request import RequestState
+from addon.exchange.request import origin_headers
+from addon.exchange.request import request_phases
+from addon.exchange.visitor import visitor_response
+from addon.expressions import FieldValues
+from addon.http.conditional import CONDITIONAL_HEADERS
+from addon.http.conditional import usable_etag
+from addon.http.headers import header_values
+from addon.http.messages import Request
+from addon.http.messages import Response
+from addon.vocabulary import CacheStatus
+
+# What the edge asks when an answer cannot be used: the whole representation, unconditional
+FULL_REPRESENTATION = OriginRequest("GET", CONDITIONAL_HEADERS)
+
+
+@dataclass
+class EdgeContext:
+    """What every exchange shares: the zone, the cache, the diagnosis, the limits."""
+
+    zone: Zone
+    store: Store | None = None  # None: the cache is off, every request is DYNAMIC
+    diagnosis: OriginDiagnosis | None = None
+    limit: int = 1 << 30  # the largest decoded body re-coded (cf_decode_limit)
+    trace: bool = False  # cf_trace
+
+
+# ---- the steps ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AskOrigin:
+    request: OriginRequest  # the method, and the headers the edge changes
+    fill: str | None = None  # the cache key this request fills (others wait for it)
+    again: bool = False  # a second request: the first answer could not be used
+
+
+@dataclass(frozen=True)
+class FromCache:
+    response: Response  # the stored object
+    background: OriginRequest | None = None  # UPDATING: revalidate it meanwhile
+
+
+@dataclass(frozen=True)
+class NeedRecode:
+    raw: bytes  # the body to re-code
+    html: bool  # rewritten by HTML features (slower per byte than codecs)
+
+
+@dataclass(frozen=True)
+class Stream:
+    final: egress.Final  # the headers that go out now; the body follows through `body`
+    body: BodyStream
+
+
+class Base(Enum):
+    """What the visitor's response is made from, for the driver that holds responses."""
+
+    FIRST = "the response the exchange got first (the origin's, or the stored object served "\
+            "at once)"
+    AGAIN = "the origin's second answer"
+    STORED = "the stored object, after the origin was asked (REVALIDATED, STALE)"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    final: egress.Final
+    record: Record
+    base: Base = Base.FIRST
+
+
+Step = AskOrigin | FromCache | NeedRecode | Stream | Delivered | Answer
+
+
+class Exchange:
+    def __init__(self, ctx: EdgeContext, request: Request, now: float, live: bool = True
+                 ) -> None:
+        self.ctx, self.now, self.live = ctx, now, live
+        self.state: RequestState = request_phases(ctx.zone, request)
+        self.lookup: Lookup | None = None
+        self.served: Served | None = None
+        self.origin: Response | None = None  # the origin's answer in use
+        self.answers = 0  # how many the origin gave (a second when the first was unusable)
+        self.refetching = False  # asked again because a 304 could not update the object
+        self.source: Response | None = None  # what the visitor's copy is made of
+        self.cache_rules: tuple[str, ...] = ()  # cache response rules that matched
+        self.strip: tuple[bytes, ...] = ()  # headers they strip before storing
+        self.asked_again: list[str] = []
+        self.waited = False  # for another request filling the same key
+        self.from_store = False  # served without the origin (HIT, UPDATING, STALE at once)
+        self.pending: tuple[Content, Body] | None = None  # a delivery waiting to finish
+        self.streaming: tuple[Content, Body, EdgeHeaders, egress.Final, str] | None = None
+        self.background = ""  # what the stale-while-revalidate revalidation did
+        # the phases' verdicts once delivered, for whoever explains the exchange
+        self.content: Content | None = None
+        self.body: Body | None = None
+        self.headers: EdgeHeaders | None = None
+        self.result: Delivered | Answer | None = None
+
+    @property
+    def decision(self):  # noqa: ANN201 - the content phase's Decision, once it was made
+        return self.content.decision if self.content is not None else None
+
+    # ---- request side ----
+
+    def begin(self) -> Answer | AskOrigin | FromCache:
+        """/cdn-cgi/ answers, then the cache lookup."""
+        answer = edge_answer(self.state)
+        if answer is not None:
+            self.result = answer
+            return answer
+        return self._look()
+
+    def look_again(self, now: float) -> AskOrigin | FromCache:
+        """Another request was filling this key; it is done (or the wait timed out)."""
+        self.now, self.waited = now, True
+        return self._look()
+
+    def _look(self) -> AskOrigin | FromCache:
+        state = self.state
+        lk = cache.lookup(self.ctx.store, state.cache, state.request, self.now)
+        if self.waited:
+            lk = replace(lk, reason=f"{lk.reason}; waited for a concurrent request that was "
+                         "filling this key (facts 6.17)")
+        self.lookup = lk
+        if lk.origin is None:  # HIT or UPDATING: the origin is not asked
+            self.served = cache.serve_stored(lk, self.now)
+            self.from_store = True
+            if self.ctx.store is not None:
+                self.ctx.store.hit()
+            background = (self._to_origin(lk.background) if lk.background is not None
+                          else None)
+            return FromCache(self.served.response, background)
+        fill = lk.key if lk.status in (CacheStatus.MISS, CacheStatus.EXPIRED) else None
+        return AskOrigin(self._to_origin(lk.origin), fill)
+
+    def _to_origin(self, how: OriginRequest) -> OriginRequest:
+        """The cache's request with the edge's own headers (facts 8.6, 1.3)."""
+        return replace(how, set=(*how.set, *origin_headers(self.state)))
+
+    def background_answered(self, response: Response, now: float) -> str:
+        """The stale-while-revalidate revalidation came back (replaying a recording, the
+        recorded answer stands for it); what it did to the stored object."""
+        lk, store = self.lookup, self.ctx.store
+        if store is None or lk is None or lk.obj is None:
+            return "the cache is off"
+        strip, _ = self._cache_response_rules(response)
+        self.background = cache.after_background(store, lk, self.state.request, response,
+                                                 self.ctx.zone.plan, strip, now)
+        return self.background
+
+    # ---- the origin's answer, or its failure ----
+
+    def failed(self, status: int, detail: str, unreachable: bool = True
+               ) -> Answer | FromCache:
+        """The origin cannot be reached (`status` is the 52x Cloudflare answers), or its
+        answer cannot be used (`unreachable` false): an expired object that may be served
+        stale wins over the error (facts 6.21)."""
+        lk = self.lookup
+        if lk is not None and lk.status is CacheStatus.EXPIRED and lk.obj is not None \
+                and lk.obj.stale_on_error:
+            why = (f"the origin cannot be reached ({detail}, {status})" if unreachable
+                   else f"{detail} ({status})")
+            self.served = cache.serve_stale(lk, self.now, why)
+            self.from_store = True
+            return FromCache(self.served.response)
+        self.result = origin_error(self.state, status, detail)
+        return self.result
+
+    def answered(self, response: Response) -> Step:
+        """The origin's (buffered) answer: the cache fills or revalidates, then delivery."""
+        self.answers += 1
+        second = self.answers > 1
+        self.origin = response
+        lk = self.lookup
+        if lk is None:  # no cache phase ran
+            return self._deliver(response)
+        strip, self.cache_rules = self._cache_response_rules(response)
+        served = cache.after_origin(self.ctx.store, lk, self.state.request, response,
+                                    self.ctx.zone.plan, strip, self.now,
+                                    recorded=not self.live)
+        if second and self.refetching:
+            served = replace(served, reason=f"{self.asked_again[-1]}; then {served.reason}")
+        self.served = served
+        if served.refetch is not None and self.live and not second:
+            self.asked_again.append(served.reason)  # a 304 that may not update the object
+            self.refetching = True
+            return AskOrigin(self._to_origin(served.refetch), again=True)
+        return self._deliver(served.response)
+
+    def again_failed(self) -> Step:
+        """The second request got nothing usable: the first answer stands."""
+        if self.asked_again:
+            self.asked_again.pop()
+        if self.pending is not None:  # a range the visitor cannot read goes out as it is
+            content, body = self.pending
+            self.pending = None
+            return self._finish(content, body, full_wanted=False)
+        assert self.served is not None
+        return self._deliver(self.served.response)
+
+    def _cache_response_rules(self, response: Response
+                              ) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
+        """http_response_cache_settings (facts 5.2): the headers stripped before caching,
+        and the rules that matched. Last match wins per setting."""
+        zone = self.ctx.zone
+        if not zone.cache_response_rules:
+            return (), ()
+        params, labels = CacheResponseParameters(), []
+        for rule in zone.matching("cache_response_rules",
+                                  FieldValues(self.state.request, response)):
+            assert isinstance(rule.action_parameters, CacheResponseParameters)
+            params = params.then(rule.action_parameters)
+            labels.append(rule.label)
+        self.strip = params.stripped
+        return params.stripped, tuple(labels)
+
+    # ---- delivery ----
+
+    def from_cache(self) -> NeedRecode | Delivered:
+        """Deliver the stored object FromCache announced."""
+        assert self.served is not None
+        step = self._deliver(self.served.response)
+        assert not isinstance(step, AskOrigin)  # only an origin's answer is asked again
+        return step
+
+    def _deliver(self, source: Response) -> NeedRecode | Delivered | AskOrigin:
+        self.source = source
+        state = self.state
+        if state.head and source.body:  # the GET fetched for a cacheable HEAD (facts 1.7.1)
+            state = replace(state, request=replace(state.request, method="GET"))
+        content = content_phase(self.ctx.zone, state, source)
+        if content.recode is not None:
+            assert source.body is not None
+            self.pending = (content, Body())
+            return NeedRecode(source.body, content.recode.html is not None)
+        return self._finish(content, Body())
+
+    def recode(self, budget: int | None = None) -> Delivered | AskOrigin | None:
+        """Re-code the body (CPU-bound: the driver chooses the thread). With a budget,
+        None when the body decodes to more: the driver retries without one."""
+        assert self.pending is not None and self.source is not None
+        content, _ = self.pending
+        assert self.source.body is not None
+        done = recode(content, self.source.body, self.ctx.limit, budget)
+        if done is None:
+            return None
+        self.pending = None
+        return self._finish(*done)
+
+    def _finish(self, content: Content, body: Body, full_wanted: bool = True
+                ) -> Delivered | AskOrigin:
+        state, served, source = self.state, self.served, self.source
+        assert source is not None
+        headers = headers_phase(state, served, content, body)
+        rules = self.cache_rules
+        extra = ((TRACE_HEADER, trace(served, content, headers,
+                                      (*state.rules, *content.rules, *rules))),) \
+            if self.ctx.trace else ()
+        if source.streamed:  # its headers and body already left: only say what they were
+            final = egress.observe(state.visitor, source.status, source.headers)
+        else:
+            final = visitor_response(source, content, body, headers, state.visitor,
+                                     self.ctx.limit, extra=extra)
+        if final.need_full and full_wanted and self.live and not self.from_store \
+                and self.answers == 1:
+            # a range of an encoding the visitor cannot read: the full decoded 200 (1.8.1)
+            self.pending = (content, body)
+            self.refetching = False
+            self.asked_again.append(f"{final.unresolved}: the edge asked the origin for the "
+                                    "full response and sent it whole instead of the range "
+                                    "(facts 1.8.1)")
+            return AskOrigin(self._to_origin(FULL_REPRESENTATION), again=True)
+        self.content, self.body, self.headers = content, body, headers
+        r = record(state, source, content, body, headers, served, final, rules)
+        self._annotate(r)
+        base = Base.FIRST
+        if served is not None and served.from_store and not self.from_store:
+            base = Base.STORED
+        elif self.answers > 1:
+            base = Base.AGAIN
+        self.result = Delivered(final, r, base)
+        return self.result
+
+    def _annotate(self, r: Record) -> None:
+        """What the record says besides the response: a second request, the background
+        revalidation, and what the origin's answer shows of the origin (diagnosis)."""
+        if self.asked_again:
+            r.asked_again = list(self.asked_again)
+        if self.background:
+            r.background = self.background
+        diagnosis, origin = self.ctx.diagnosis, self.origin
+        if diagnosis is None or origin is None or self.from_store:
+            return
+        lk, served = self.lookup, self.served
+        forwarded = not self.live or lk is None or lk.status is CacheStatus.DYNAMIC
+        findings = diagnosis.check(self.state.request, origin, forwarded)
+        if lk is not None and lk.key is not None and lk.obj is not None and served is not None:
+            lost = diagnosis.revalidation(
+                lk.key, usable_etag(header_values(lk.obj.headers, b"etag")), served.status,
+                origin, " ".join(self.asked_again))
+            if lost is not None:
+                findings.append(lost)
+        if findings:
+            r.diagnoses = [f.as_dict for f in findings]
+
+    # ---- a body that streams ----
+
+    def streams(self, response: Response, why: str) -> Stream:
+        """The origin's headers of a body that will stream through the edge (`response`
+        without a body, `streaming` set): decided now, carried out piece by piece."""
+        self.origin = response
+        lk, keep = self.lookup, 0
+        if lk is not None:
+            strip, self.cache_rules = self._cache_response_rules(response)
+            self.served, keep = cache.before_body(self.ctx.store, lk, self.state.request,
+                                                  response, self.ctx.zone.plan, strip,
+                                                  self.now)
+        source = self.served.response if self.served is not None else response
+        content = content_phase(self.ctx.zone, self.state, source)
+        body = stream_body(content, keep)
+        headers = headers_phase(self.state, self.served, content, Body())
+        extra = ((TRACE_HEADER, trace(self.served, content, headers,
+                                      (*self.state.rules, *content.rules,
+                                       *self.cache_rules))),) if self.ctx.trace else ()
+        final = visitor_response(source, content, Body(), headers, self.state.visitor,
+                                 self.ctx.limit, streaming=True, extra=extra)
+        self.streaming = (content, Body(), headers, final, why)
+        self.content, self.body, self.headers = content, Body(), headers
+        return Stream(final, body)
+
+    def stream_ended(self, body: BodyStream, now: float, cut: str = "") -> Delivered:
+        """The streamed body ended (or was cut): the cache keeps it if it ended whole, and
+        the record says what passed."""
+        assert self.streaming is not None and self.origin is not None
+        content, _, headers, final, why = self.streaming
+        notes = []
+        kept = None if cut else body.stored
+        lk, store, served = self.lookup, self.ctx.store, self.served
+        if kept is not None and lk is not None and store is not None and served is not None \
+                and served.key is not None:
+            whole = replace(self.origin, body=kept, streaming=False)
+            stored = cache.after_origin(store, lk, self.state.request, whole,
+                                        self.ctx.zone.plan, self.strip, now)
+            if stored.stored:
+                notes.append(f"stored in the edge cache as it streamed ({len(kept)} bytes)")
+        r = record(self.state, self.origin, content, Body(), headers, served, final,
+                   self.cache_rules)
+        r.streamed = why
+        r.bytes_in, r.bytes_out = body.bytes_in, body.bytes_out
+        if body.features():
+            r.features = body.features()
+        if body.error:
+            notes.append(f"the body broke while it streamed ({body.error}): the visitor got "
+                         "it cut short there")
+        if cut:
+            notes.append(f"the stream was cut after {body.bytes_in} bytes from the origin "
+                         f"({cut}); nothing was stored")
+        r.notes += notes
+        self.result = Delivered(final, r)
+        return self.result

@@ -1,0 +1,46 @@
+"""Reading the addon's own options, with errors that name the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+from mitmproxy.utils import human
+
+
+def size(name: str) -> int:
+    """A size option in mitmproxy's syntax (512k, 64m, 1g), or a clear OptionsError."""
+    value = getattr(ctx.options, name)
+    try:
+        parsed = human.parse_size(value)
+    except ValueError:
+        parsed = None
+    if not parsed or parsed <= 0:
+        raise exceptions.OptionsError(f"{name}: {value!r} is not a size such as 512k, 64m or 1g")
+    return parsed
+
+
+def seconds(name: str) -> float:
+    value = getattr(ctx.options, name)
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = 0.0
+    if not 0 < parsed <= 3600:
+        raise exceptions.OptionsError(f"{name}: {value!r} is not a number of seconds "
+                                      "between 0 and 3600")
+    return parsed
+
+
+def writable_file(name: str) -> str | None:
+    """A file path option (Optional[str]; empty or unset: off) whose directory exists."""
+    value = getattr(ctx.options, name)
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise exceptions.OptionsError(f"{name}: {value} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise exceptions.OptionsError(f"{name}: directory {path.parent} does not exist")
+    return value

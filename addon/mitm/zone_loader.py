@@ -1,0 +1,101 @@
+"""The rules file: loaded when cf_rules is set, re-read when it changes on disk. A broken
+edit is reported with its file:line:key and the previous rules stay in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+
+from addon.config.loader import RulesFileError
+from addon.config.loader import load_rules
+from addon.config.zone import Zone
+
+logger = logging.getLogger("cf_edge")
+
+DEFAULT_RULES = "rules.yaml"
+BUNDLED_RULES = Path(__file__).resolve().parents[2] / "rules.yaml"
+RELOAD_INTERVAL = 1.0
+
+
+class ZoneLoader:
+    def __init__(self, known_options: tuple[str, ...] = ()) -> None:
+        self.zone: Zone | None = None
+        self.path: Path | None = None
+        self.mtime: float | None = None
+        self.watcher: asyncio.Task | None = None
+        self.known_options = known_options  # every addon's, to name a misspelled one
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cf_rules", str, DEFAULT_RULES,
+            "Rules file describing the Cloudflare zone (plan, settings, cache, compression and "
+            "configuration rules). Re-read when it changes on disk.",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        if "cf_rules" not in updated:
+            return
+        path = Path(ctx.options.cf_rules)
+        if ctx.options.cf_rules == DEFAULT_RULES and not path.exists():
+            path = BUNDLED_RULES  # started from another directory: use the repo's default
+        try:
+            zone = load_rules(path)
+        except RulesFileError as e:
+            raise exceptions.OptionsError(f"cf_rules: {e}") from None
+        self._install(zone, path)
+
+    def running(self) -> None:
+        typos = sorted(k for k in ctx.options.deferred if k.startswith("cf_"))
+        if typos:
+            logger.warning("unknown option(s) ignored: %s (known: %s)", ", ".join(typos),
+                           ", ".join(self.known_options))
+        if self.watcher is None:
+            with contextlib.suppress(RuntimeError):  # no loop: nothing to watch
+                self.watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    def done(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+    def _install(self, zone: Zone, path: Path) -> None:
+        first = self.zone is None
+        self.zone, self.path, self.mtime = zone, path, _mtime(path)
+        logger.info("cf_edge: %s %s: plan %s, %d rule(s)", "loaded" if first else "reloaded",
+                    path, zone.plan, zone.rule_count)
+        if zone.not_emulated:
+            logger.info("cf_edge: accepted but not emulated yet: %s",
+                        ", ".join(zone.not_emulated))
+
+    async def _watch(self) -> None:
+        reported: float | None = None
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            path = self.path
+            if path is None:
+                continue
+            mtime = _mtime(path)
+            if mtime is None or mtime == self.mtime or mtime == reported:
+                continue
+            try:
+                zone = load_rules(path)
+            except RulesFileError as e:
+                reported = mtime
+                logger.warning("cf_edge: rules file not reloaded, previous rules stay in "
+                               "force:\n%s", e)
+                continue
+            self._install(zone, path)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
