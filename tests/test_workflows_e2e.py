@@ -24,8 +24,9 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
 from addon.mitm import addons
-from addon.mitm.exchanges import Exchanges
 from addon.mitm.origins import Origins
+from addon.mitm.requests import EdgeRequests
+from addon.mitm.responses import EdgeResponses
 from tests.edge_helpers import FEATURES_OFF
 from tests.loopback import Origin
 from tests.loopback import Route
@@ -130,7 +131,8 @@ def test_no_probe_for_a_page_whose_visitors_never_get_an_etag(tmp_path):
 async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULES)
     chain = addons()
-    edge = next(a for a in chain if isinstance(a, Exchanges))
+    requests = next(a for a in chain if isinstance(a, EdgeRequests))
+    responses = next(a for a in chain if isinstance(a, EdgeResponses))
     origins = next(a for a in chain if isinstance(a, Origins))
     with taddons.context(*chain) as tctx:
         tctx.options.update(cf_rules=str(tmp_path / "rules.yaml"))
@@ -138,11 +140,11 @@ async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
         f.request.timestamp_start = f.request.timestamp_end = time.time()  # live: sent now
         f.request.path = "/page"
         f.request.headers["accept-encoding"] = "gzip"
-        edge.requestheaders(f)
+        requests.requestheaders(f)
         origins.answered(f)  # the made-up origin of a test flow answered just now
-        assert edge.request(f) is None  # nothing to wait for
+        assert requests.request(f) is None  # nothing to wait for
         f.response = http.Response.make(200, CSS, {"Content-Type": "text/css", "ETag": '"v1"'})
-        assert edge.response(f) is None
+        assert responses.response(f) is None
         assert "cf_edge_state" not in f.metadata  # never saved with the flow
         view = contentviews.prettify_message(f.response, f, "cloudflare edge")
     assert view.view_name == "cloudflare edge"

@@ -2,24 +2,32 @@
 each with its own options and hooks, sharing per-flow state through one typed object in
 flow.metadata (flowstate.py).
 
-    ZoneLoader   cf_rules: the rules file, reloaded when it changes
-    EdgeLog      cf_log, cf_eventlog: the JSON Lines log and the event log
-    RunReport    cf_report: the report of the run
-    EdgeCache    cf_cache, cf_cache_size: the store, its commands, request collapsing,
-                 stale-while-revalidate
-    Origins      cf_connect_timeout: is the origin there (the 52x answers)
-    OriginProbe  cf_diagnose_probe: the origin diagnosis's extra request
-    Streams      cf_stream: bodies that stream through the edge
-    Exchanges    cf_decode_limit, cf_trace: the edge itself, one exchange per flow
+    ZoneLoader      cf_rules: the rules file, reloaded when it changes
+    EdgeLog         cf_log, cf_eventlog: the JSON Lines log and the event log
+    RunReport       cf_report: the report of the run
+    EdgeCache       cf_cache, cf_cache_size: the store, its commands, request collapsing,
+                    stale-while-revalidate
+    Origins         cf_connect_timeout: is the origin there (the 52x answers)
+    OriginProbe     cf_diagnose_probe: the origin diagnosis's extra request
+    EdgeRequests    cf_decode_limit, cf_trace: each visitor's exchange, its request side
+    Streams         cf_stream: bodies that stream through the edge
+    EdgeResponses   the response side of the exchange
+    OriginFailures  the origin failed: a 52x, or a stale object
+    ContentView     the "cloudflare edge" content view
 """
 
 from __future__ import annotations
 
+from addon.diagnosis import OriginDiagnosis
 from addon.mitm.cache import EdgeCache
-from addon.mitm.exchanges import Exchanges
+from addon.mitm.contentview import ContentView
+from addon.mitm.failures import OriginFailures
 from addon.mitm.log import EdgeLog
 from addon.mitm.origins import Origins
+from addon.mitm.outcomes import Outcomes
 from addon.mitm.probe import OriginProbe
+from addon.mitm.requests import EdgeRequests
+from addon.mitm.responses import EdgeResponses
 from addon.mitm.run_report import RunReport
 from addon.mitm.streams import Streams
 from addon.mitm.zone_loader import ZoneLoader
@@ -33,6 +41,10 @@ def addons() -> list[object]:
     """The edge's addons, in the order mitmproxy calls their hooks."""
     zones = ZoneLoader(OPTIONS)
     log, report, cache, origins = EdgeLog(), RunReport(), EdgeCache(), Origins()
+    outcomes = Outcomes(log, report, cache)
     probe = OriginProbe(log, report)
-    edge = Exchanges(zones, cache, origins, log, report, probe)
-    return [zones, log, report, cache, origins, probe, Streams(), edge]
+    requests = EdgeRequests(zones, cache, origins, outcomes, OriginDiagnosis())
+    responses = EdgeResponses(outcomes, probe)
+    failures = OriginFailures(outcomes, origins, responses)
+    return [zones, log, report, cache, origins, probe, requests, Streams(), responses,
+            failures, ContentView()]

@@ -3,6 +3,7 @@ decision record and its response headers before and after the edge."""
 
 from __future__ import annotations
 
+from mitmproxy import contentviews
 from mitmproxy.contentviews import Contentview
 from mitmproxy.contentviews import Metadata
 
@@ -40,3 +41,16 @@ class EdgeView(Contentview):
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
         return -1  # chosen by name, never instead of the body's own view
+
+
+class ContentView:
+    """Registers the view for as long as the addon is loaded."""
+
+    def __init__(self) -> None:
+        self.view = EdgeView()
+
+    def load(self, loader) -> None:
+        contentviews.add(self.view)
+
+    def done(self) -> None:
+        contentviews.remove(self.view)
