@@ -176,6 +176,18 @@ class OriginDiagnosis:
                   apache_etag_suffix(resp) if ignored is None else None)
         return [f for f in checks if f is not None]
 
+    def of_origin(self, request: Request, origin: Response, forwarded: bool,
+                  stored: tuple[str, bytes | None, str] | None, why: str = ""
+                  ) -> list[Finding]:
+        """Everything one origin answer shows: `stored` is the cache key, stored ETag and
+        cache status when the edge revalidated a stored object with it."""
+        findings = self.check(request, origin, forwarded)
+        if stored is not None:
+            lost = self.revalidation(*stored, origin, why)
+            if lost is not None:
+                findings.append(lost)
+        return findings
+
     def revalidation(self, key: str, stored_etag: bytes | None, cache_status: str,
                      response: Response, why: str = "") -> Finding | None:
         """The edge revalidated a stored object and got the full body back although its

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from dataclasses import field
 
 from addon.cache.settings import CacheSettings
 from addon.http.cache_control import parse_cache_control
@@ -37,9 +38,19 @@ class Freshness:
     directives_from: str = ""  # which header the TTL came from
 
 
+@dataclass
+class _Ttl:
+    """The TTL being worked out, and what goes with it."""
+
+    ttl: int = 0
+    why: str = ""
+    stale_on_error: bool = True
+    swr_allowed: bool = True
+    strip: list[bytes] = field(default_factory=list)
+
+
 def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
               response: Headers, size: int, now: float) -> Freshness:
-    occ = settings.origin_cache_control
     vary = (header(response, b"vary") or b"").lower()
     if b"*" in [v.strip() for v in vary.split(b",")]:
         return _bypass("the origin sent `Vary: *`, which always bypasses cache (facts 6.8)")
@@ -50,82 +61,112 @@ def freshness(settings: CacheSettings, plan: str, request: Headers, status: int,
         return _bypass("a partial response (206) is not stored without Origin Range Requests "
                        "(facts 1.8.9)")
     source, cc = _directives(response)
-    swr_allowed = not settings.serve_stale.disable_stale_while_updating
-    strip: list[bytes] = []
-    stale_on_error = True
+    t = _Ttl(swr_allowed=not settings.serve_stale.disable_stale_while_updating)
     edge = settings.edge_ttl
     status_ttl = edge.for_status(status)
     if status_ttl is not None:
         if status_ttl < 0:
             return _bypass(f"the cache rule's status-code TTL for {status} is -1 (no-store, "
                            "facts 5.1.2)")
-        ttl, why = status_ttl, f"the cache rule's status-code TTL for {status} ({status_ttl} s)"
+        t.ttl = status_ttl
+        t.why = f"the cache rule's status-code TTL for {status} ({status_ttl} s)"
         cc = {}  # status-code TTLs ignore Cache-Control (facts 5.1.2)
     elif edge.mode == "override_origin":
-        ttl = edge.default
-        why, cc = f"the cache rule's Edge TTL overrides the origin ({ttl} s)", {}
+        t.ttl = edge.default
+        t.why = f"the cache rule's Edge TTL overrides the origin ({edge.default} s)"
+        cc = {}
     else:
-        if "no-store" in cc:
-            return _bypass(f"`no-store` in {source} (facts 6.5)")
-        if "private" in cc:
-            fields = _field_names(cc["private"])
-            if not fields or not occ:
-                return _bypass(f"`private` in {source} (facts 6.5)")
-            strip += fields  # private="x": cached without those headers (facts 6.5)
-        if "no-cache" in cc:
-            fields = _field_names(cc["no-cache"])
-            if not occ:
-                return _bypass(f"`no-cache` in {source} with Origin Cache Control off (6.5)")
-            # no-cache="x": cached unless x is present (a bare no-cache comes below)
-            present = [f for f in fields if header(response, f) is not None]
-            if present == [b"set-cookie"]:
-                strip.append(b"set-cookie")  # facts 6.7: dropped, then cached
-            elif present:
-                return _bypass(f"`no-cache={cc['no-cache']}` in {source} and that header is "
-                               "present (facts 6.5)")
-        ttl_s = _seconds(cc.get("s-maxage"))
-        ttl_m = _seconds(cc.get("max-age"))
-        if "no-cache" in cc and not _field_names(cc["no-cache"]):
-            ttl, why, stale_on_error = 0, f"`no-cache` in {source}: cached, revalidated on " \
-                "every request (facts 6.5)", False
-            swr_allowed = False
-        elif ttl_s is not None:
-            ttl, why = ttl_s, f"`s-maxage={ttl_s}` in {source}"
-            stale_on_error = swr_allowed = False  # s-maxage implies proxy-revalidate (6.5)
-        elif ttl_m is not None:
-            ttl, why = ttl_m, f"`max-age={ttl_m}` in {source}"
-        elif (expires := _expires(response, now)) is not None:
-            ttl, why = expires, f"`Expires` {expires} s ahead"
-        elif edge.mode == "bypass_by_default":
-            return _bypass("no Cache-Control and the cache rule's Edge TTL is bypass by "
-                           "default (facts 5.1.2)")
-        elif status in DEFAULT_TTLS:
-            ttl, why = DEFAULT_TTLS[status], (f"no Cache-Control: the default edge TTL for "
+        bypass = _from_origin(t, settings, request, status, response, source, cc, now)
+        if bypass is not None:
+            return bypass
+    bypass = _set_cookie(t, settings, response)
+    if bypass is not None:
+        return bypass
+    swr = _seconds(cc.get("stale-while-revalidate")) if t.swr_allowed else None
+    return Freshness(True, MISS, f"stored: {t.why}", max(t.ttl, 0), swr or 0, t.stale_on_error,
+                     tuple(t.strip), source if cc else "")
+
+
+def _from_origin(t: _Ttl, settings: CacheSettings, request: Headers, status: int,
+                 response: Headers, source: str, cc: dict[str, str], now: float
+                 ) -> Freshness | None:
+    """The TTL from the origin's directives (Origin Cache Control, facts 6.5), or the
+    bypass they ask for."""
+    occ = settings.origin_cache_control
+    if "no-store" in cc:
+        return _bypass(f"`no-store` in {source} (facts 6.5)")
+    if "private" in cc:
+        fields = _field_names(cc["private"])
+        if not fields or not occ:
+            return _bypass(f"`private` in {source} (facts 6.5)")
+        t.strip += fields  # private="x": cached without those headers (facts 6.5)
+    if "no-cache" in cc:
+        fields = _field_names(cc["no-cache"])
+        if not occ:
+            return _bypass(f"`no-cache` in {source} with Origin Cache Control off (6.5)")
+        # no-cache="x": cached unless x is present (a bare no-cache comes below)
+        present = [f for f in fields if header(response, f) is not None]
+        if present == [b"set-cookie"]:
+            t.strip.append(b"set-cookie")  # facts 6.7: dropped, then cached
+        elif present:
+            return _bypass(f"`no-cache={cc['no-cache']}` in {source} and that header is "
+                           "present (facts 6.5)")
+    bypass = _ttl(t, settings, status, response, source, cc, now)
+    if bypass is not None:
+        return bypass
+    if t.ttl == 0 and not occ:
+        return _bypass(f"a zero TTL in {source} with Origin Cache Control off (facts 6.5)")
+    if occ and ({"must-revalidate", "proxy-revalidate"} & cc.keys()):
+        t.stale_on_error = t.swr_allowed = False  # facts 6.5, 6.15
+    if occ and header(request, b"authorization") is not None and not (
+            {"must-revalidate", "public", "s-maxage"} & cc.keys()):
+        return _bypass("the request carries Authorization and the response has none of "
+                       "must-revalidate, public, s-maxage (facts 6.6)")
+    return None
+
+
+def _ttl(t: _Ttl, settings: CacheSettings, status: int, response: Headers, source: str,
+         cc: dict[str, str], now: float) -> Freshness | None:
+    """How long the origin's directives keep it fresh, else the defaults (facts 6.4)."""
+    ttl_s = _seconds(cc.get("s-maxage"))
+    ttl_m = _seconds(cc.get("max-age"))
+    if "no-cache" in cc and not _field_names(cc["no-cache"]):
+        t.ttl, t.why = 0, f"`no-cache` in {source}: cached, revalidated on every request " \
+            "(facts 6.5)"
+        t.stale_on_error = t.swr_allowed = False
+    elif ttl_s is not None:
+        t.ttl, t.why = ttl_s, f"`s-maxage={ttl_s}` in {source}"
+        t.stale_on_error = t.swr_allowed = False  # s-maxage implies proxy-revalidate (6.5)
+    elif ttl_m is not None:
+        t.ttl, t.why = ttl_m, f"`max-age={ttl_m}` in {source}"
+    elif (expires := _expires(response, now)) is not None:
+        t.ttl, t.why = expires, f"`Expires` {expires} s ahead"
+    elif settings.edge_ttl.mode == "bypass_by_default":
+        return _bypass("no Cache-Control and the cache rule's Edge TTL is bypass by default "
+                       "(facts 5.1.2)")
+    elif status in DEFAULT_TTLS:
+        t.ttl, t.why = DEFAULT_TTLS[status], (f"no Cache-Control: the default edge TTL for "
                                              f"{status} (facts 6.4)")
-        else:
-            return _bypass(f"status {status} has no default edge TTL and the origin gave none "
-                           "(facts 6.4)")
-        if ttl == 0 and not occ:
-            return _bypass(f"a zero TTL in {source} with Origin Cache Control off (facts 6.5)")
-        if occ and ({"must-revalidate", "proxy-revalidate"} & cc.keys()):
-            stale_on_error = swr_allowed = False  # facts 6.5, 6.15
-        if occ and header(request, b"authorization") is not None and not (
-                {"must-revalidate", "public", "s-maxage"} & cc.keys()):
-            return _bypass("the request carries Authorization and the response has none of "
-                           "must-revalidate, public, s-maxage (facts 6.6)")
-    if header(response, b"set-cookie") is not None and b"set-cookie" not in strip:
-        if edge.explicit:
-            strip.append(b"set-cookie")  # facts 6.7: stripped and cached
-        elif settings.by_rule:
-            return Freshness(False, MISS, "Set-Cookie with a cache rule (Cache Everything): "
-                             "not stored, MISS every time (facts 6.7)")
-        elif occ:
-            return _bypass("the origin sent Set-Cookie (facts 6.7)")
-        else:
-            strip.append(b"set-cookie")
-    swr = _seconds(cc.get("stale-while-revalidate")) if swr_allowed else None
-    return Freshness(True, MISS, f"stored: {why}", max(ttl, 0), swr or 0, stale_on_error,
-                     tuple(strip), source if cc else "")
+    else:
+        return _bypass(f"status {status} has no default edge TTL and the origin gave none "
+                       "(facts 6.4)")
+    return None
+
+
+def _set_cookie(t: _Ttl, settings: CacheSettings, response: Headers) -> Freshness | None:
+    """A response with Set-Cookie: stripped and stored, or not stored (facts 6.7)."""
+    if header(response, b"set-cookie") is None or b"set-cookie" in t.strip:
+        return None
+    if settings.edge_ttl.explicit:
+        t.strip.append(b"set-cookie")  # stripped and cached
+    elif settings.by_rule:
+        return Freshness(False, MISS, "Set-Cookie with a cache rule (Cache Everything): not "
+                         "stored, MISS every time (facts 6.7)")
+    elif settings.origin_cache_control:
+        return _bypass("the origin sent Set-Cookie (facts 6.7)")
+    else:
+        t.strip.append(b"set-cookie")
+    return None
 
 
 def _bypass(reason: str) -> Freshness:

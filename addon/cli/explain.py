@@ -85,17 +85,39 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     """The explanation as text. Raises ExplainError on bad input (argparse exits itself on
     unknown options, with its usage message)."""
     args = _parser().parse_args(argv)
-    status_given = any(a == "--status" or a.startswith("--status=") for a in argv)
     if args.accept_encoding == "":
         args.accept_encoding = None  # the visitor sent none
     url = urlsplit(args.url)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise ExplainError(f"--url {args.url!r}: give an absolute http:// or https:// URL")
-    rules = Path(args.rules) if args.rules else BUNDLED_RULES
     try:
-        zone = load_rules(rules)
+        zone = load_rules(Path(args.rules) if args.rules else BUNDLED_RULES)
     except RulesFileError as e:
         raise ExplainError(str(e)) from None
+    origin, size, assumed = _origin(args, argv, stdin_text)
+    request_headers = [(b"Host", url.netloc.encode())]
+    if args.accept_encoding is not None:
+        request_headers.append((b"Accept-Encoding", args.accept_encoding.encode()))
+    request_headers += [_header_option(h, "--request-header") for h in args.request_header]
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    request = Request(method=args.method.upper(), scheme=url.scheme, host=url.netloc,
+                      target=target, headers=tuple(request_headers))
+    store = cache.Store(1 << 30)
+    lines = [f"Request:   {request.method} {request.url}",
+             f"           Accept-Encoding: {args.accept_encoding or '(none)'}",
+             f"Origin:    {origin.status}, {size} bytes decoded{assumed}, " + ", ".join(
+                 f"{wire_text(k)}: {wire_text(v)}" for k, v in origin.headers)]
+    out = _run(zone, store, request, origin)
+    lines += _what_happened(out)
+    etag_out = out.exchange.decision.etag_out if out.exchange.decision else None
+    lines.append("Revalidation: " + _revalidation(zone, store, request, origin, etag_out))
+    return "\n".join(lines) + "\n"
+
+
+def _origin(args: argparse.Namespace, argv: list[str], stdin_text: str | None
+            ) -> tuple[Response, int, str]:
+    """The origin's made-up response: from the dump and the options; its decoded size,
+    and what was assumed about it."""
     status, headers = args.status, ()
     if args.file is not None:
         if args.file == "-":
@@ -106,7 +128,7 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
             except OSError as e:
                 raise ExplainError(f"{args.file}: cannot read it: {e.strerror}") from None
         status, headers = parse_header_dump(text, name)
-        if status_given:
+        if any(a == "--status" or a.startswith("--status=") for a in argv):
             status = args.status
     extra = [_header_option(h, "--header") for h in args.header]
     names = {k.lower() for k, _ in extra}
@@ -127,44 +149,29 @@ def explain(argv: list[str], stdin_text: str | None = None) -> str:
     body = _body(size, media.lower(), coding.lower()) if status not in (204, 304) else b""
     headers = tuple((k, str(len(body)).encode()) if k.lower() == b"content-length" else (k, v)
                     for k, v in headers)
-    request_headers = [(b"Host", url.netloc.encode())]
-    if args.accept_encoding is not None:
-        request_headers.append((b"Accept-Encoding", args.accept_encoding.encode()))
-    request_headers += [_header_option(h, "--request-header") for h in args.request_header]
-    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    request = Request(method=args.method.upper(), scheme=url.scheme, host=url.netloc,
-                      target=target, headers=tuple(request_headers))
-    origin = Response(status, headers, body)
+    return Response(status, headers, body), size, assumed
 
-    store = cache.Store(1 << 30)
-    lines = [f"Request:   {request.method} {request.url}",
-             f"           Accept-Encoding: {args.accept_encoding or '(none)'}",
-             f"Origin:    {status}, {size} bytes decoded{assumed}, " + ", ".join(
-                 f"{wire_text(k)}: {wire_text(v)}" for k, v in headers)]
-    out = _run(zone, store, request, origin)
+
+def _what_happened(out: Outcome) -> list[str]:
     ex, final = out.exchange, out.final
     assert ex.content is not None
     d, served, etag_in = ex.content.decision, ex.served, ex.content.etag
     etag = (f"{wire_text(etag_in.raw)} -> {wire_text(d.etag_out) if d.etag_out else '(none)'}"
             if etag_in else "(none)")
-    lines += [f"Decision:  {d.action}, {d.encoding_in} -> {d.encoding_out}; ETag "
-              f"{d.etag_action}: {etag}",
-              f"Why:       {d.reason}",
-              f"Basis:     {d.basis}" + (f" ({d.table_row})" if d.table_row else "")]
+    lines = [f"Decision:  {d.action}, {d.encoding_in} -> {d.encoding_out}; ETag "
+             f"{d.etag_action}: {etag}",
+             f"Why:       {d.reason}",
+             f"Basis:     {d.basis}" + (f" ({d.table_row})" if d.table_row else "")]
     if out.record.rules:
         lines.append("Rules:     " + "; ".join(out.record.rules))
-    for note in out.record.notes:
-        lines.append(f"Note:      {note}")
+    lines += [f"Note:      {note}" for note in out.record.notes]
     if served is not None:
         lines.append(f"Cache:     {served.status}: {served.reason}")
-    lines.append("Visitor gets:")
-    lines.append(f"  HTTP/1.1 {final.status}")
+    lines += ["Visitor gets:", f"  HTTP/1.1 {final.status}"]
     lines += [f"  {wire_text(k)}: {wire_text(v)}" for k, v in final.headers]
     lines.append(f"  ({len(final.body or b'')} body bytes)")
-    for repair in final.repairs:
-        lines.append(f"  last phase: {repair}")
-    lines.append("Revalidation: " + _revalidation(zone, store, request, origin, d.etag_out))
-    return "\n".join(lines) + "\n"
+    lines += [f"  last phase: {repair}" for repair in final.repairs]
+    return lines
 
 
 def _run(zone: Zone, store: cache.Store, request: Request, origin: Response) -> Outcome:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from addon.compression import policy as policy
+from addon.compression.choice import edge_choice
 from addon.config.zone import ETAG_REMOVAL_DOCUMENTED
 from addon.html import labels
 from addon.http import etag as etags
@@ -234,11 +235,8 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
         return _passthrough(i, reason, basis, row)
 
     if size is None:
-        return passthrough(
-            f"the origin's {src} body could not be decoded ({i.decode_error}); "
-            "passed through untouched rather than guess",
-            MODELLED,
-        )
+        return passthrough(f"the origin's {src} body could not be decoded ({i.decode_error}); "
+                           "passed through untouched rather than guess", MODELLED)
     if i.rewriters:
         return _rewrite(i, enc_in, size)
     if i.polish:
@@ -254,38 +252,9 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
     visitor = f"visitor accepts {_list(shown) or 'no compression'}"
 
     if i.respect_strong_etags:
-        rule_note = (
-            f"; compression rule {i.compression_rule.label} not applied because Respect "
-            "Strong ETags keeps the origin's encoding (modelled)"
-            if i.compression_rule
-            else ""
-        )
-        basis = DOCUMENTED if row and not i.compression_rule else MODELLED
-        if src == IDENTITY:
-            return passthrough(
-                "Respect Strong ETags is on: the edge never compresses an "
-                f"uncompressed origin body ({visitor}){rule_note}",
-                basis,
-                row,
-            )
-        if src_accepted:
-            return passthrough(
-                f"Respect Strong ETags is on and the {visitor}, including the "
-                f"origin's {src}: passed through with the ETag intact{rule_note}",
-                basis,
-                row,
-            )
-        return _transform(
-            i,
-            enc_in,
-            IDENTITY,
-            f"Respect Strong ETags is on but the {visitor}, not the origin's {src}: "
-            f"decoded to identity (never re-encoded){rule_note}",
-            basis,
-            row,
-        )
+        return _decide_respecting(i, enc_in, src, src_accepted, visitor, row)
 
-    wanted, why = _edge_choice(i, accepted, size)
+    wanted, why = edge_choice(i, accepted, size)
     tabled = row and i.compression_rule is None and i.brotli and i.plan != "enterprise"
     basis = DOCUMENTED if tabled else MODELLED
     row = row if tabled else ""
@@ -305,78 +274,47 @@ def _decide(i: ResponseInputs, size: int | None) -> Decision:
             DOCUMENTED if src in ("gzip", "br") else MODELLED,
             row,
         )
+    return _transform(i, enc_in, IDENTITY, f"{why}; the {visitor}, not the origin's {src}, "
+                      "so the body was decoded to identity (facts 1.4.2)", basis, row)
+
+
+def _decide_respecting(i: ResponseInputs, enc_in: str, src: str, src_accepted: bool,
+                       visitor: str, row: str) -> Decision:
+    """Respect Strong ETags on: the origin's encoding is kept or decoded, never re-encoded
+    (facts 2.1, the tables' first half)."""
+
+    def passthrough(reason: str, basis: Basis, row: str = "") -> Decision:
+        return _passthrough(i, reason, basis, row)
+
+    rule_note = (
+        f"; compression rule {i.compression_rule.label} not applied because Respect "
+        "Strong ETags keeps the origin's encoding (modelled)"
+        if i.compression_rule
+        else ""
+    )
+    basis = DOCUMENTED if row and not i.compression_rule else MODELLED
+    if src == IDENTITY:
+        return passthrough(
+            "Respect Strong ETags is on: the edge never compresses an "
+            f"uncompressed origin body ({visitor}){rule_note}",
+            basis,
+            row,
+        )
+    if src_accepted:
+        return passthrough(
+            f"Respect Strong ETags is on and the {visitor}, including the "
+            f"origin's {src}: passed through with the ETag intact{rule_note}",
+            basis,
+            row,
+        )
     return _transform(
         i,
         enc_in,
         IDENTITY,
-        f"{why}; the {visitor}, not the origin's {src}, so the body was decoded to "
-        "identity (facts 1.4.2)",
+        f"Respect Strong ETags is on but the {visitor}, not the origin's {src}: "
+        f"decoded to identity (never re-encoded){rule_note}",
         basis,
         row,
-    )
-
-
-def _edge_choice(i: ResponseInputs, accepted: frozenset[str], size: int
-                 ) -> tuple[str | None, str]:
-    """The coding the edge would serve this visitor, or None for no edge compression."""
-    if i.status not in policy.COMPRESSIBLE_STATUSES:
-        return None, f"status {i.status} is not compressed (only 200, 403 and 404, facts 0.5)"
-    rule = i.compression_rule
-    if rule is not None:
-        tried: list[str] = []
-        for name in rule.algorithms:
-            if name == "none":
-                return None, f"compression rule {rule.label} says none"
-            if name == "default":
-                choice, why = _default_choice(i, accepted, size)
-                return choice, f"compression rule {rule.label} falls back to default: {why}"
-            candidates = (
-                policy.AUTO_ORDER[i.plan] if name == "auto" else (policy.ALGORITHM_CODINGS[name],)
-            )
-            for coding in candidates:
-                if coding in accepted and size >= policy.MIN_SIZE[coding]:
-                    how = f"auto picked {coding} (order modelled)" if name == "auto" else name
-                    return coding, (
-                        f"compression rule {rule.label} chose {how}, the first of "
-                        f"its algorithms the visitor accepts (facts 0.11)"
-                    )
-            tried.append(name)
-        small = f" for a {size}-byte body" if size < SIZE_PROBE else ""
-        return None, (
-            f"compression rule {rule.label}: the visitor accepts none of "
-            f"{_list(tried)}{small}, so no compression (facts 1.1.5)"
-        )
-    return _default_choice(i, accepted, size)
-
-
-def _default_choice(
-    i: ResponseInputs, accepted: frozenset[str], size: int
-) -> tuple[str | None, str]:
-    if i.media_type not in policy.COMPRESSIBLE_MEDIA_TYPES:
-        shown = i.media_type or "(none)"
-        return None, (
-            f"media type {shown} is not in Cloudflare's list of compressible types (facts 0.3)"
-        )
-    order = tuple(c for c in policy.PLAN_DEFAULT_ORDER[i.plan] if c != "br" or i.brotli)
-    brotli_note = "" if i.brotli else " with Brotli off"
-    small = []
-    for coding in order:
-        if coding not in accepted:
-            continue
-        if size < policy.MIN_SIZE[coding]:
-            small.append(coding)
-            continue
-        return coding, (
-            f"the edge prefers {_list(order)} on the {i.plan} plan{brotli_note} and "
-            f"the visitor accepts {coding} (facts 0.8)"
-        )
-    if small:
-        return None, (
-            f"the body is {size} bytes, below the minimum for {_list(small)} "
-            "(48 bytes for gzip, 50 for Brotli and Zstandard, facts 0.4)"
-        )
-    return None, (
-        f"the visitor accepts none of {_list(order)}, the {i.plan} plan's algorithms{brotli_note}"
     )
 
 
@@ -384,7 +322,7 @@ def _rewrite(i: ResponseInputs, enc_in: str, size: int) -> Decision:
     """An HTML feature rewrites the body: decoded, rewritten, encoded as the edge chooses,
     and the ETag removed whether or not anything was found to rewrite (facts 2.3 step 2)."""
     names = labels(i.rewriters)
-    wanted, why = _edge_choice(i, i.accepted, size)
+    wanted, why = edge_choice(i, i.accepted, size)
     out = wanted or IDENTITY
     coded = f"encoded as {out}" if wanted else "sent uncompressed"
     documented = all(n in ETAG_REMOVAL_DOCUMENTED for n in i.rewriters)

@@ -6,7 +6,6 @@ Every error names the file, line, column and key, e.g.
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +19,19 @@ from addon.compression.policy import PLANS
 from addon.config.parameters import CacheResponseParameters
 from addon.config.parameters import CompressParameters
 from addon.config.parameters import cache_parameters
+from addon.config.schema import CACHE_NOT_EMULATED
+from addon.config.schema import CACHE_PARAMETERS
+from addon.config.schema import CACHE_RESPONSE_PARAMETERS
+from addon.config.schema import CACHE_SHAPES
+from addon.config.schema import CONFIG_PARAMETERS
+from addon.config.schema import LIST
+from addon.config.schema import MAP
+from addon.config.schema import RULE_KEYS
+from addon.config.schema import SETTINGS
+from addon.config.schema import STR
+from addon.config.schema import TOP_KEYS
+from addon.config.yaml_reader import CheckedYaml
+from addon.config.yaml_reader import RulesFileError
 from addon.config.zone import DEFAULT_SETTINGS
 from addon.config.zone import EMULATED_CACHE_PARAMETERS
 from addon.config.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
@@ -33,90 +45,8 @@ from addon.config.zone import Zone
 from addon.expressions import ExpressionError
 from addon.expressions import Phase
 from addon.expressions import compile_expression
-from addon.html.features import FEATURES
 
-BOOL, STR, INT, MAP, LIST, ANY = "boolean", "string", "integer", "mapping", "list", "any"
-
-# Zone settings (API setting ids) -> allowed values (a type name or a tuple of strings).
-SETTINGS: dict[str, Any] = {
-    "brotli": BOOL, **dict.fromkeys(FEATURES, BOOL), "fonts": BOOL,
-    "polish": ("off", "lossless", "lossy", "webp"),
-}  # fmt: skip
-
-# set_cache_settings action_parameters (facts 5.1.1-5.1.5)
-CACHE_PARAMETERS: dict[str, Any] = {
-    "cache": BOOL, "respect_strong_etags": BOOL, "origin_error_page_passthru": BOOL,
-    "origin_cache_control": BOOL, "edge_ttl": MAP, "browser_ttl": MAP, "cache_key": MAP,
-    "cache_reserve": MAP, "serve_stale": MAP, "origin_range_requests": MAP, "vary": MAP,
-    "additional_cacheable_ports": LIST, "read_timeout": INT,
-}  # fmt: skip
-
-# The inside of the cache settings the cache emulates (facts 5.1.2 to 5.1.5). A dict is a
-# mapping of these specs, ("list", spec) a list of them, NAMES a query-string selection.
-NAMES = "names"
-TTL_MODES = ("respect_origin", "bypass_by_default", "override_origin")
-STATUS_RANGE = {"from": INT, "to": INT}
-CACHE_SHAPES: dict[str, Any] = {
-    "edge_ttl": {"mode": TTL_MODES, "default": INT,
-                 "status_code_ttl": ("list", {"status_code": INT,
-                                              "status_code_range": STATUS_RANGE,
-                                              "value": INT})},
-    "browser_ttl": {"mode": TTL_MODES, "default": INT},
-    "serve_stale": {"disable_stale_while_updating": BOOL},
-    "cache_key": {
-        "ignore_query_strings_order": BOOL, "cache_deception_armor": BOOL,
-        "cache_by_device_type": BOOL,
-        "custom_key": {
-            "query_string": {"include": NAMES, "exclude": NAMES},
-            "header": {"include": ("list", STR), "check_presence": ("list", STR),
-                       "contains": ("map", ("list", STR)), "exclude_origin": BOOL},
-            "cookie": {"include": ("list", STR), "check_presence": ("list", STR)},
-            "host": {"resolved": BOOL},
-            "user": {"device_type": BOOL, "geo": BOOL, "lang": BOOL},
-        },
-    },
-}  # fmt: skip
-# parts of those the cache accepts but does not act on (reported once at load)
-CACHE_NOT_EMULATED = ("cache_key.cache_deception_armor", "cache_key.cache_by_device_type",
-                      "cache_key.custom_key.user")  # fmt: skip
-
-# set_cache_settings in http_response_cache_settings (facts 5.2.2)
-CACHE_RESPONSE_PARAMETERS: dict[str, Any] = {
-    "strip_etags": BOOL, "strip_last_modified": BOOL, "strip_set_cookie": BOOL,
-}  # fmt: skip
-
-# set_config action_parameters (facts 4.2, 4.3)
-CONFIG_PARAMETERS: dict[str, Any] = {
-    **dict.fromkeys(FEATURES, BOOL), "bic": BOOL, "disable_rum": BOOL, "disable_zaraz": BOOL,
-    "fonts": BOOL, "hotlink_protection": BOOL, "opportunistic_encryption": BOOL,
-    "disable_apps": BOOL, "disable_railgun": BOOL, "server_side_excludes": BOOL, "sxg": BOOL,
-    "autominify": MAP, "content_converter": BOOL,
-    "security_level": ("off", "essentially_off", "low", "medium", "high", "under_attack"),
-    "polish": ("off", "lossless", "lossy", "webp"),
-    "request_body_buffering": ("standard", "full", "none"),
-    "response_body_buffering": ("standard", "none"),
-    "ssl": ("off", "flexible", "full", "strict", "origin_pull"),
-}  # fmt: skip
-
-# Rule-level keys of Cloudflare's API besides expression and action_parameters.
-RULE_KEYS = {
-    "description": STR,
-    "expression": STR,
-    "enabled": BOOL,
-    "action_parameters": MAP,
-    "action": STR,
-    "id": STR,
-    "ref": STR,
-    "version": STR,
-    "last_updated": STR,
-    "logging": MAP,
-}
-TOP_KEYS = ("plan", "settings", "https_hosts", *RULESETS)
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-
-
-class RulesFileError(ValueError):
-    """A rules file that cannot be used; the message names file, line, column and key."""
 
 
 def load_rules(path: str | Path) -> Zone:
@@ -134,18 +64,12 @@ def parse_rules(text: str, name: str = "rules.yaml") -> Zone:
     return _Loader(name).zone(text)
 
 
-class _Loader:
+class _Loader(CheckedYaml):
+    """The zone: its structure, its rules and what their action parameters mean."""
+
     def __init__(self, name: str):
-        self.name = name
+        super().__init__(name)
         self.not_emulated: list[str] = []
-
-    def fail(self, node: yaml.Node | None, key: str, message: str) -> RulesFileError:
-        if node is None:
-            return RulesFileError(f"{self.name}: {key}: {message}")
-        mark = node.start_mark
-        return RulesFileError(f"{self.name}:{mark.line + 1}:{mark.column + 1}: {key}: {message}")
-
-    # -- structure --
 
     def zone(self, text: str) -> Zone:
         try:
@@ -288,32 +212,6 @@ class _Loader:
             return CacheResponseParameters(**params)
         return MappingProxyType(params)
 
-    def shape(self, node: yaml.Node, where: str, spec: Any) -> Any:
-        """A nested value checked against its spec, with the position of the first error."""
-        if isinstance(spec, dict):
-            return {k: self.shape(v, f"{where}.{k}", spec[k])
-                    for k, v in self.mapping(node, where, spec).items()}
-        if isinstance(spec, tuple) and spec and spec[0] in ("list", "map"):
-            if spec[0] == "list":
-                if not isinstance(node, yaml.SequenceNode):
-                    raise self.fail(node, where, "must be a list")
-                return [self.shape(item, f"{where}[{n}]", spec[1])
-                        for n, item in enumerate(node.value, 1)]
-            if not isinstance(node, yaml.MappingNode):
-                raise self.fail(node, where, "must be a mapping")
-            out = {}
-            for key_node, value_node in node.value:
-                key = self.value(key_node, where, STR)
-                out[key] = self.shape(value_node, f"{where}.{key}", spec[1])
-                if not 1 <= len(out[key]) <= 3:  # facts 1.5.7: 1 to 3 values
-                    raise self.fail(value_node, f"{where}.{key}", "must list 1 to 3 values")
-            return out
-        if spec == NAMES:  # [a, b] / ["*"] or {list: [a, b]} / {all: true}
-            if isinstance(node, yaml.MappingNode):
-                return self.shape(node, where, {"list": ("list", STR), "all": BOOL})
-            return self.shape(node, where, ("list", STR))
-        return self.value(node, where, spec)
-
     def check_ttl(self, value: dict, node: yaml.Node, where: str) -> None:
         if value.get("mode") == "override_origin" and "default" not in value:
             raise self.fail(node, f"{where}.default", "missing; override_origin needs the TTL "
@@ -353,69 +251,6 @@ class _Loader:
         return tuple(names)
 
     # -- scalars and mappings --
-
-    def mapping(self, node: yaml.Node, where: str, allowed) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, where, "must be a mapping of keys to values")
-        out: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            full = key if where == "(top level)" else f"{where}.{key}"
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), list(allowed), n=1)
-                hint = (
-                    f"; did you mean `{close[0]}`?" if close else f"; allowed: {', '.join(allowed)}"
-                )
-                raise self.fail(key_node, full, "unknown key" + hint)
-            if key in out:
-                raise self.fail(key_node, full, "duplicate key")
-            out[key] = value_node
-        return out
-
-    def construct(self, node: yaml.Node, key: str) -> Any:
-        try:
-            return _construct(node)
-        except yaml.YAMLError as e:  # e.g. a !!python/... tag, which SafeLoader refuses
-            problem = getattr(e, "problem", None) or str(e)
-            raise self.fail(node, key, f"invalid YAML value: {problem}") from None
-
-    def value(self, node: yaml.Node, key: str, kind: Any) -> Any:
-        if kind == MAP:
-            if not isinstance(node, yaml.MappingNode):
-                raise self.fail(node, key, "must be a mapping")
-            return self.construct(node, key)
-        if kind == LIST:
-            if not isinstance(node, yaml.SequenceNode):
-                raise self.fail(node, key, "must be a list")
-            return self.construct(node, key)
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, key, f"must be a {kind if isinstance(kind, str) else 'string'}")
-        value = self.construct(node, key)
-        if kind == BOOL:
-            if not isinstance(value, bool):
-                raise self.fail(node, key, f"must be on/off or true/false, not {node.value!r}")
-            return value
-        if kind == INT:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise self.fail(node, key, f"must be an integer, not {node.value!r}")
-            return value
-        if kind == STR:
-            if node.tag != "tag:yaml.org,2002:str":
-                raise self.fail(node, key, f"must be a string, not {node.value!r}")
-            return value
-        # a tuple of allowed strings; YAML reads a bare `off` as false
-        text = "off" if value is False else "on" if value is True else str(value)
-        if text not in kind:
-            close = difflib.get_close_matches(text, kind, n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
-            raise self.fail(node, key, f"must be one of {', '.join(kind)}, not {text!r}{hint}")
-        return text
-
-
-def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    return loader.construct_object(node, deep=True)
-
 
 def _source_position(node: yaml.Node, line: int, column: int) -> tuple[int, int]:
     """Map a position inside an expression string to the YAML file (plain, quoted or block)."""

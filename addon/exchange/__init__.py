@@ -6,18 +6,18 @@ re-coding (recode.py), the response-headers phase (headers.py), what the visitor
 """
 
 from addon.exchange.answers import Answer
-from addon.exchange.machine import AskOrigin
-from addon.exchange.machine import Base
-from addon.exchange.machine import Delivered
-from addon.exchange.machine import EdgeContext
 from addon.exchange.machine import Exchange
-from addon.exchange.machine import FromCache
-from addon.exchange.machine import NeedRecode
-from addon.exchange.machine import Step
-from addon.exchange.machine import Stream
 from addon.exchange.record import Record
 from addon.exchange.run import Outcome
 from addon.exchange.run import run
+from addon.exchange.steps import AskOrigin
+from addon.exchange.steps import Base
+from addon.exchange.steps import Delivered
+from addon.exchange.steps import EdgeContext
+from addon.exchange.steps import FromCache
+from addon.exchange.steps import NeedRecode
+from addon.exchange.steps import Step
+from addon.exchange.steps import Stream
 
 __all__ = ["Answer", "AskOrigin", "Base", "Delivered", "EdgeContext", "Exchange", "FromCache",
            "NeedRecode", "Outcome", "Record", "Step", "Stream", "run"]

@@ -23,19 +23,12 @@ the order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from dataclasses import replace
-from enum import Enum
 
 from addon import cache
 from addon.cache import Lookup
 from addon.cache import OriginRequest
 from addon.cache import Served
-from addon.cache import Store
-from addon.compression.stream import BodyStream
-from addon.config.parameters import CacheResponseParameters
-from addon.config.zone import Zone
-from addon.diagnosis import OriginDiagnosis
 from addon.exchange import egress
 from addon.exchange.answers import Answer
 from addon.exchange.answers import edge_answer
@@ -48,84 +41,30 @@ from addon.exchange.headers import headers_phase
 from addon.exchange.headers import trace
 from addon.exchange.recode import Body
 from addon.exchange.recode import recode
-from addon.exchange.recode import stream_body
 from addon.exchange.record import Record
 from addon.exchange.record import record
 from addon.exchange.request import RequestState
 from addon.exchange.request import origin_headers
 from addon.exchange.request import request_phases
+from addon.exchange.response_cache import response_cache_rules
+from addon.exchange.steps import FULL_REPRESENTATION
+from addon.exchange.steps import AskOrigin
+from addon.exchange.steps import Base
+from addon.exchange.steps import Delivered
+from addon.exchange.steps import EdgeContext
+from addon.exchange.steps import FromCache
+from addon.exchange.steps import NeedRecode
+from addon.exchange.steps import Step
+from addon.exchange.streaming import StreamingTransitions
 from addon.exchange.visitor import visitor_response
-from addon.expressions import FieldValues
-from addon.http.conditional import CONDITIONAL_HEADERS
 from addon.http.conditional import usable_etag
 from addon.http.headers import header_values
 from addon.http.messages import Request
 from addon.http.messages import Response
 from addon.vocabulary import CacheStatus
 
-# What the edge asks when an answer cannot be used: the whole representation, unconditional
-FULL_REPRESENTATION = OriginRequest("GET", CONDITIONAL_HEADERS)
 
-
-@dataclass
-class EdgeContext:
-    """What every exchange shares: the zone, the cache, the diagnosis, the limits."""
-
-    zone: Zone
-    store: Store | None = None  # None: the cache is off, every request is DYNAMIC
-    diagnosis: OriginDiagnosis | None = None
-    limit: int = 1 << 30  # the largest decoded body re-coded (cf_decode_limit)
-    trace: bool = False  # cf_trace
-
-
-# ---- the steps ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AskOrigin:
-    request: OriginRequest  # the method, and the headers the edge changes
-    fill: str | None = None  # the cache key this request fills (others wait for it)
-    again: bool = False  # a second request: the first answer could not be used
-
-
-@dataclass(frozen=True)
-class FromCache:
-    response: Response  # the stored object
-    background: OriginRequest | None = None  # UPDATING: revalidate it meanwhile
-
-
-@dataclass(frozen=True)
-class NeedRecode:
-    raw: bytes  # the body to re-code
-    html: bool  # rewritten by HTML features (slower per byte than codecs)
-
-
-@dataclass(frozen=True)
-class Stream:
-    final: egress.Final  # the headers that go out now; the body follows through `body`
-    body: BodyStream
-
-
-class Base(Enum):
-    """What the visitor's response is made from, for the driver that holds responses."""
-
-    FIRST = "the response the exchange got first (the origin's, or the stored object served "\
-            "at once)"
-    AGAIN = "the origin's second answer"
-    STORED = "the stored object, after the origin was asked (REVALIDATED, STALE)"
-
-
-@dataclass(frozen=True)
-class Delivered:
-    final: egress.Final
-    record: Record
-    base: Base = Base.FIRST
-
-
-Step = AskOrigin | FromCache | NeedRecode | Stream | Delivered | Answer
-
-
-class Exchange:
+class Exchange(StreamingTransitions):
     def __init__(self, ctx: EdgeContext, request: Request, now: float, live: bool = True
                  ) -> None:
         self.ctx, self.now, self.live = ctx, now, live
@@ -197,7 +136,7 @@ class Exchange:
         lk, store = self.lookup, self.ctx.store
         if store is None or lk is None or lk.obj is None:
             return "the cache is off"
-        strip, _ = self._cache_response_rules(response)
+        strip, _ = self._response_cache_rules(response)
         self.background = cache.after_background(store, lk, self.state.request, response,
                                                  self.ctx.zone.plan, strip, now)
         return self.background
@@ -228,7 +167,7 @@ class Exchange:
         lk = self.lookup
         if lk is None:  # no cache phase ran
             return self._deliver(response)
-        strip, self.cache_rules = self._cache_response_rules(response)
+        strip, self.cache_rules = self._response_cache_rules(response)
         served = cache.after_origin(self.ctx.store, lk, self.state.request, response,
                                     self.ctx.zone.plan, strip, self.now,
                                     recorded=not self.live)
@@ -252,21 +191,10 @@ class Exchange:
         assert self.served is not None
         return self._deliver(self.served.response)
 
-    def _cache_response_rules(self, response: Response
+    def _response_cache_rules(self, response: Response
                               ) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
-        """http_response_cache_settings (facts 5.2): the headers stripped before caching,
-        and the rules that matched. Last match wins per setting."""
-        zone = self.ctx.zone
-        if not zone.cache_response_rules:
-            return (), ()
-        params, labels = CacheResponseParameters(), []
-        for rule in zone.matching("cache_response_rules",
-                                  FieldValues(self.state.request, response)):
-            assert isinstance(rule.action_parameters, CacheResponseParameters)
-            params = params.then(rule.action_parameters)
-            labels.append(rule.label)
-        self.strip = params.stripped
-        return params.stripped, tuple(labels)
+        self.strip, labels = response_cache_rules(self.ctx.zone, self.state.request, response)
+        return self.strip, labels
 
     # ---- delivery ----
 
@@ -307,9 +235,7 @@ class Exchange:
         assert source is not None
         headers = headers_phase(state, served, content, body)
         rules = self.cache_rules
-        extra = ((TRACE_HEADER, trace(served, content, headers,
-                                      (*state.rules, *content.rules, *rules))),) \
-            if self.ctx.trace else ()
+        extra = self._trace(content, headers)
         if source.streamed:  # its headers and body already left: only say what they were
             final = egress.observe(state.visitor, source.status, source.headers)
         else:
@@ -335,6 +261,13 @@ class Exchange:
         self.result = Delivered(final, r, base)
         return self.result
 
+    def _trace(self, content: Content, headers: EdgeHeaders) -> tuple[tuple[bytes, bytes], ...]:
+        """cf_trace's header, when it is on."""
+        if not self.ctx.trace:
+            return ()
+        rules = (*self.state.rules, *content.rules, *self.cache_rules)
+        return ((TRACE_HEADER, trace(self.served, content, headers, rules)),)
+
     def _annotate(self, r: Record) -> None:
         """What the record says besides the response: a second request, the background
         revalidation, and what the origin's answer shows of the origin (diagnosis)."""
@@ -342,73 +275,15 @@ class Exchange:
             r.asked_again = list(self.asked_again)
         if self.background:
             r.background = self.background
-        diagnosis, origin = self.ctx.diagnosis, self.origin
+        diagnosis, origin, lk = self.ctx.diagnosis, self.origin, self.lookup
         if diagnosis is None or origin is None or self.from_store:
             return
-        lk, served = self.lookup, self.served
         forwarded = not self.live or lk is None or lk.status is CacheStatus.DYNAMIC
-        findings = diagnosis.check(self.state.request, origin, forwarded)
-        if lk is not None and lk.key is not None and lk.obj is not None and served is not None:
-            lost = diagnosis.revalidation(
-                lk.key, usable_etag(header_values(lk.obj.headers, b"etag")), served.status,
-                origin, " ".join(self.asked_again))
-            if lost is not None:
-                findings.append(lost)
+        stored = None
+        if lk is not None and lk.key is not None and lk.obj is not None and self.served:
+            stored = (lk.key, usable_etag(header_values(lk.obj.headers, b"etag")),
+                      self.served.status)
+        findings = diagnosis.of_origin(self.state.request, origin, forwarded, stored,
+                                       " ".join(self.asked_again))
         if findings:
             r.diagnoses = [f.as_dict for f in findings]
-
-    # ---- a body that streams ----
-
-    def streams(self, response: Response, why: str) -> Stream:
-        """The origin's headers of a body that will stream through the edge (`response`
-        without a body, `streaming` set): decided now, carried out piece by piece."""
-        self.origin = response
-        lk, keep = self.lookup, 0
-        if lk is not None:
-            strip, self.cache_rules = self._cache_response_rules(response)
-            self.served, keep = cache.before_body(self.ctx.store, lk, self.state.request,
-                                                  response, self.ctx.zone.plan, strip,
-                                                  self.now)
-        source = self.served.response if self.served is not None else response
-        content = content_phase(self.ctx.zone, self.state, source)
-        body = stream_body(content, keep)
-        headers = headers_phase(self.state, self.served, content, Body())
-        extra = ((TRACE_HEADER, trace(self.served, content, headers,
-                                      (*self.state.rules, *content.rules,
-                                       *self.cache_rules))),) if self.ctx.trace else ()
-        final = visitor_response(source, content, Body(), headers, self.state.visitor,
-                                 self.ctx.limit, streaming=True, extra=extra)
-        self.streaming = (content, Body(), headers, final, why)
-        self.content, self.body, self.headers = content, Body(), headers
-        return Stream(final, body)
-
-    def stream_ended(self, body: BodyStream, now: float, cut: str = "") -> Delivered:
-        """The streamed body ended (or was cut): the cache keeps it if it ended whole, and
-        the record says what passed."""
-        assert self.streaming is not None and self.origin is not None
-        content, _, headers, final, why = self.streaming
-        notes = []
-        kept = None if cut else body.stored
-        lk, store, served = self.lookup, self.ctx.store, self.served
-        if kept is not None and lk is not None and store is not None and served is not None \
-                and served.key is not None:
-            whole = replace(self.origin, body=kept, streaming=False)
-            stored = cache.after_origin(store, lk, self.state.request, whole,
-                                        self.ctx.zone.plan, self.strip, now)
-            if stored.stored:
-                notes.append(f"stored in the edge cache as it streamed ({len(kept)} bytes)")
-        r = record(self.state, self.origin, content, Body(), headers, served, final,
-                   self.cache_rules)
-        r.streamed = why
-        r.bytes_in, r.bytes_out = body.bytes_in, body.bytes_out
-        if body.features():
-            r.features = body.features()
-        if body.error:
-            notes.append(f"the body broke while it streamed ({body.error}): the visitor got "
-                         "it cut short there")
-        if cut:
-            notes.append(f"the stream was cut after {body.bytes_in} bytes from the origin "
-                         f"({cut}); nothing was stored")
-        r.notes += notes
-        self.result = Delivered(final, r)
-        return self.result

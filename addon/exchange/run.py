@@ -10,14 +10,14 @@ from dataclasses import field
 
 from addon.exchange.answers import Answer
 from addon.exchange.egress import Final
-from addon.exchange.machine import AskOrigin
-from addon.exchange.machine import Delivered
-from addon.exchange.machine import EdgeContext
 from addon.exchange.machine import Exchange
-from addon.exchange.machine import FromCache
-from addon.exchange.machine import NeedRecode
-from addon.exchange.machine import Step
 from addon.exchange.record import Record
+from addon.exchange.steps import AskOrigin
+from addon.exchange.steps import Delivered
+from addon.exchange.steps import EdgeContext
+from addon.exchange.steps import FromCache
+from addon.exchange.steps import NeedRecode
+from addon.exchange.steps import Step
 from addon.http.messages import Request
 from addon.http.messages import Response
 

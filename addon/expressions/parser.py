@@ -17,9 +17,22 @@ parser so that the same texts are accepted and the errors point at the same spot
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from addon.expressions.errors import ExpressionError
+from addon.expressions.lexer import IDENT
+from addon.expressions.lexer import Lexer
+from addon.expressions.syntax import BoolLiteral
+from addon.expressions.syntax import Call
+from addon.expressions.syntax import Compare
+from addon.expressions.syntax import FieldRef
+from addon.expressions.syntax import Index
+from addon.expressions.syntax import ListRef
+from addon.expressions.syntax import Logical
+from addon.expressions.syntax import Node
+from addon.expressions.syntax import Not
+from addon.expressions.syntax import SetLiteral
+from addon.expressions.syntax import StringLiteral
+from addon.expressions.syntax import Word
 
 MAX_EXPRESSION_LENGTH = 4096  # facts 4.6
 
@@ -33,89 +46,8 @@ COMPARISON_OPERATORS = {
 LOGICAL_WORDS = {"and", "or", "xor", "not"}
 KEYWORDS = set(COMPARISON_OPERATORS) | LOGICAL_WORDS | {"strict", "true", "false"}
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _WORD = re.compile(r"[0-9A-Za-z_.:/+\-]+")
 _SYMBOL_OPS = ("==", "!=", "<=", ">=", "<", ">", "~")
-
-
-# ---- tree -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Node:
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class BoolLiteral(Node):
-    value: bool
-
-
-@dataclass(frozen=True)
-class StringLiteral(Node):
-    value: bytes
-    raw: bool  # r"..." strings are never unescaped
-
-
-@dataclass(frozen=True)
-class Word(Node):
-    """An unquoted literal (integer, IP address, CIDR, range); typed by the compiler."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class SetLiteral(Node):
-    items: tuple[StringLiteral | Word, ...]
-
-
-@dataclass(frozen=True)
-class ListRef(Node):
-    name: str
-
-
-@dataclass(frozen=True)
-class FieldRef(Node):
-    name: str
-
-
-@dataclass(frozen=True)
-class Call(Node):
-    name: str
-    name_end: int
-    args: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Index(Node):
-    base: Node
-    key: int | str | None  # None means [*]
-    key_start: int
-
-
-@dataclass(frozen=True)
-class Compare(Node):
-    lhs: Node
-    op: str
-    op_start: int
-    op_end: int
-    rhs: Node
-
-
-@dataclass(frozen=True)
-class Not(Node):
-    operand: Node
-
-
-@dataclass(frozen=True)
-class Logical(Node):
-    op: str  # "and" | "or" | "xor"
-    left: Node
-    right: Node
-
-
-# ---- parser ---------------------------------------------------------------------------------
 
 
 def parse(source: str) -> Node:
@@ -140,45 +72,7 @@ def parse(source: str) -> Node:
     return node
 
 
-class _Parser:
-    def __init__(self, source: str):
-        self.s = source
-        self.i = 0
-
-    # -- low level --
-
-    def at_end(self) -> bool:
-        return self.i >= len(self.s)
-
-    def skip_ws(self) -> None:
-        while self.i < len(self.s) and self.s[self.i] in " \t\r\n":
-            self.i += 1
-
-    def error(self, message: str, start: int, length: int = 1, hint: str = "") -> ExpressionError:
-        return ExpressionError(message, self.s, start, length, hint)
-
-    def word_at(self, i: int) -> str:
-        m = _IDENT.match(self.s, i)
-        return m.group(0) if m else ""
-
-    def keyword(self, word: str) -> bool:
-        """Consume `word` if it stands here as a whole word."""
-        self.skip_ws()
-        end = self.i + len(word)
-        if self.s.startswith(word, self.i) and (
-            end >= len(self.s) or not (self.s[end].isalnum() or self.s[end] in "_.")
-        ):
-            self.i = end
-            return True
-        return False
-
-    def symbol(self, sym: str) -> bool:
-        self.skip_ws()
-        if self.s.startswith(sym, self.i):
-            self.i += len(sym)
-            return True
-        return False
-
+class _Parser(Lexer):
     def unexpected(self, expected: str) -> None:
         self.skip_ws()
         if self.at_end():
@@ -291,7 +185,7 @@ class _Parser:
             self.unexpected("expected a value: a quoted string, a number, an IP address or a set")
         text = m.group(0)
         if text not in ("true", "false") and (
-            _IDENT.fullmatch(text) or self.s.startswith("(", m.end())
+            IDENT.fullmatch(text) or self.s.startswith("(", m.end())
         ):
             return self.value()
         self.i = m.end()
@@ -386,72 +280,9 @@ class _Parser:
         if c == '"' or self._raw_string_ahead():
             return self.string()
         m = _WORD.match(self.s, self.i)
-        if m and not _IDENT.fullmatch(m.group(0)) and not self.s.startswith("(", m.end()):
+        if m and not IDENT.fullmatch(m.group(0)) and not self.s.startswith("(", m.end()):
             self.i = m.end()
             return Word(start, self.i, m.group(0))
         return self.simple()
 
     # -- strings --
-
-    def _raw_string_ahead(self) -> bool:
-        return re.compile(r'r#*"').match(self.s, self.i) is not None
-
-    def string(self, regex: bool = False) -> StringLiteral:
-        """A quoted or raw string. After `matches` escapes are left for the regex engine."""
-        start = self.i
-        if self.s[self.i] == "r":
-            m = re.compile(r'r(#*)"').match(self.s, self.i)
-            assert m
-            hashes = m.group(1)
-            if len(hashes) > 255:
-                raise self.error("a raw string allows at most 255 `#`", start, len(hashes) + 1)
-            close = '"' + hashes
-            end = self.s.find(close, m.end())
-            if end < 0:
-                raise self.error(
-                    "unterminated raw string", start, len(m.group(0)),
-                    f"close it with `{close}`",
-                )  # fmt: skip
-            self.i = end + len(close)
-            return StringLiteral(start, self.i, self.s[m.end() : end].encode(), True)
-        self.i += 1
-        out = bytearray()
-        while True:
-            if self.i >= len(self.s):
-                raise self.error(
-                    "unterminated string: no closing `\"`", start, 1,
-                    'close the string with `"`; write \\" for a quote inside it',
-                )  # fmt: skip
-            c = self.s[self.i]
-            if c == '"':
-                self.i += 1
-                return StringLiteral(start, self.i, bytes(out), False)
-            if c == "\\" and regex:
-                out += self.s[self.i : self.i + 2].encode()
-                self.i += 2
-                continue
-            if c == "\\":
-                out += self._escape()
-                continue
-            out += c.encode()
-            self.i += 1
-
-    def _escape(self) -> bytes:
-        at = self.i
-        nxt = self.s[self.i + 1 : self.i + 2]
-        if nxt in ('"', "\\"):
-            self.i += 2
-            return nxt.encode()
-        if nxt == "x" and re.compile(r"[0-9A-Fa-f]{2}").fullmatch(self.s, self.i + 2, self.i + 4):
-            self.i += 4
-            return bytes([int(self.s[at + 2 : at + 4], 16)])
-        if re.compile(r"[0-7]{3}").fullmatch(self.s, self.i + 1, self.i + 4):
-            value = int(self.s[at + 1 : at + 4], 8)
-            if value <= 0xFF:
-                self.i += 4
-                return bytes([value])
-        raise self.error(
-            f"invalid escape `\\{nxt}` in string", at, 2,
-            'strings accept \\" \\\\ \\xHH and \\OOO; for regular expressions and '
-            r'wildcards use a raw string r"..."',
-        )  # fmt: skip

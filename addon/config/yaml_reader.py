@@ -1,0 +1,122 @@
+"""Reading YAML nodes against the rules-file schema (config/schema.py): each value checked
+where it stands, every error naming the file, line, column and key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+
+from addon.config.schema import BOOL
+from addon.config.schema import INT
+from addon.config.schema import LIST
+from addon.config.schema import MAP
+from addon.config.schema import NAMES
+from addon.config.schema import STR
+
+
+class RulesFileError(ValueError):
+    """A rules file that cannot be used; the message names file, line, column and key."""
+
+
+class CheckedYaml:
+    def __init__(self, name: str):
+        self.name = name  # the file, as errors name it
+
+    def fail(self, node: yaml.Node | None, key: str, message: str) -> RulesFileError:
+        if node is None:
+            return RulesFileError(f"{self.name}: {key}: {message}")
+        mark = node.start_mark
+        return RulesFileError(f"{self.name}:{mark.line + 1}:{mark.column + 1}: {key}: {message}")
+
+    # -- structure --
+
+    def shape(self, node: yaml.Node, where: str, spec: Any) -> Any:
+        """A nested value checked against its spec, with the position of the first error."""
+        if isinstance(spec, dict):
+            return {k: self.shape(v, f"{where}.{k}", spec[k])
+                    for k, v in self.mapping(node, where, spec).items()}
+        if isinstance(spec, tuple) and spec and spec[0] in ("list", "map"):
+            if spec[0] == "list":
+                if not isinstance(node, yaml.SequenceNode):
+                    raise self.fail(node, where, "must be a list")
+                return [self.shape(item, f"{where}[{n}]", spec[1])
+                        for n, item in enumerate(node.value, 1)]
+            if not isinstance(node, yaml.MappingNode):
+                raise self.fail(node, where, "must be a mapping")
+            out = {}
+            for key_node, value_node in node.value:
+                key = self.value(key_node, where, STR)
+                out[key] = self.shape(value_node, f"{where}.{key}", spec[1])
+                if not 1 <= len(out[key]) <= 3:  # facts 1.5.7: 1 to 3 values
+                    raise self.fail(value_node, f"{where}.{key}", "must list 1 to 3 values")
+            return out
+        if spec == NAMES:  # [a, b] / ["*"] or {list: [a, b]} / {all: true}
+            if isinstance(node, yaml.MappingNode):
+                return self.shape(node, where, {"list": ("list", STR), "all": BOOL})
+            return self.shape(node, where, ("list", STR))
+        return self.value(node, where, spec)
+
+    def mapping(self, node: yaml.Node, where: str, allowed) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, where, "must be a mapping of keys to values")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            full = key if where == "(top level)" else f"{where}.{key}"
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = (
+                    f"; did you mean `{close[0]}`?" if close else f"; allowed: {', '.join(allowed)}"
+                )
+                raise self.fail(key_node, full, "unknown key" + hint)
+            if key in out:
+                raise self.fail(key_node, full, "duplicate key")
+            out[key] = value_node
+        return out
+
+    def construct(self, node: yaml.Node, key: str) -> Any:
+        try:
+            return _construct(node)
+        except yaml.YAMLError as e:  # e.g. a !!python/... tag, which SafeLoader refuses
+            problem = getattr(e, "problem", None) or str(e)
+            raise self.fail(node, key, f"invalid YAML value: {problem}") from None
+
+    def value(self, node: yaml.Node, key: str, kind: Any) -> Any:
+        if kind == MAP:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.fail(node, key, "must be a mapping")
+            return self.construct(node, key)
+        if kind == LIST:
+            if not isinstance(node, yaml.SequenceNode):
+                raise self.fail(node, key, "must be a list")
+            return self.construct(node, key)
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, f"must be a {kind if isinstance(kind, str) else 'string'}")
+        value = self.construct(node, key)
+        if kind == BOOL:
+            if not isinstance(value, bool):
+                raise self.fail(node, key, f"must be on/off or true/false, not {node.value!r}")
+            return value
+        if kind == INT:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise self.fail(node, key, f"must be an integer, not {node.value!r}")
+            return value
+        if kind == STR:
+            if node.tag != "tag:yaml.org,2002:str":
+                raise self.fail(node, key, f"must be a string, not {node.value!r}")
+            return value
+        # a tuple of allowed strings; YAML reads a bare `off` as false
+        text = "off" if value is False else "on" if value is True else str(value)
+        if text not in kind:
+            close = difflib.get_close_matches(text, kind, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise self.fail(node, key, f"must be one of {', '.join(kind)}, not {text!r}{hint}")
+        return text
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    return loader.construct_object(node, deep=True)
