@@ -12,7 +12,11 @@ STAMP := $(VENV)/.installed
 TEST_COMMANDS := chromium nginx apache2
 TEST_PACKAGES := chromium nginx-light apache2
 
-.PHONY: run test lint bench demo clean test-deps
+# Every mitmproxy release pyproject.toml allows: what the edge relies on inside mitmproxy
+# (tests/test_mitmproxy_pin.py) is checked on each.
+MITMPROXY_VERSIONS := 12.3.0 12.3.1
+
+.PHONY: run test lint bench demo clean test-deps check-mitmproxy
 
 $(STAMP): pyproject.toml
 	@set -e; \
@@ -58,6 +62,18 @@ test-deps:
 
 test: lint test-deps
 	$(PY) -m pytest -q
+	@$(MAKE) --no-print-directory check-mitmproxy
+
+# One venv per allowed mitmproxy version, inside .venv (rebuilt with it).
+check-mitmproxy: $(STAMP)
+	@set -e; for v in $(MITMPROXY_VERSIONS); do \
+	  d=$(VENV)/mitmproxy-$$v; \
+	  if [ ! -x $$d/bin/pytest ]; then \
+	    $(PY) -m venv $$d; \
+	    $$d/bin/pip install -q -e . "mitmproxy==$$v" pytest pytest-asyncio; fi; \
+	  echo "mitmproxy $$v:"; \
+	  $$d/bin/python -m pytest -q -p no:cacheprovider tests/test_mitmproxy_pin.py; \
+	done
 
 bench: $(STAMP)
 	PYTHONPATH=. $(PY) tests/bench.py

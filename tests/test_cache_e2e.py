@@ -10,16 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from mitmproxy import http
 from mitmproxy.test import taddons
-from mitmproxy.test import tflow
 
 from addon.cache.store import CachedObject
 from addon.http import codings
-from addon.http.messages import Response
 from addon.mitm import addons
 from addon.mitm.cache import EdgeCache
-from addon.mitm.convert import stored_response
 from tests.edge_helpers import FEATURES_OFF
 from tests.loopback import Client
 from tests.loopback import Origin
@@ -356,17 +352,3 @@ def test_stale_when_the_origin_fails_or_is_gone(tmp_path):
         origin.stop()
 
 
-@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/2.0"])
-def test_a_stored_response_is_what_mitmproxy_would_build(version):
-    """stored_response skips ResponseData's type checks for speed; what it builds must stay
-    identical to mitmproxy's own constructor (this fails if a mitmproxy release changes it)."""
-    flow = tflow.tflow()
-    flow.request.http_version = version
-    fields = ((b"Content-Type", b"text/css"), (b"ETag", b'"v1"'), (b"Content-Length", b"3"))
-    built = stored_response(Response(200, fields, b"abc"), flow)
-    h2 = version == "HTTP/2.0"
-    reference = http.Response(version.encode(), 200, b"" if h2 else b"OK",
-                              tuple((k.lower(), v) for k, v in fields) if h2 else fields,
-                              b"abc", None, built.timestamp_start, built.timestamp_end)
-    assert built.get_state() == reference.get_state()
-    assert http.Response.from_state(built.get_state()).data == built.data
