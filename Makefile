@@ -13,7 +13,7 @@ TEST_COMMANDS := chromium nginx apache2
 TEST_PACKAGES := chromium nginx-light apache2
 
 # Every mitmproxy release pyproject.toml allows: what the edge relies on inside mitmproxy
-# (tests/test_mitmproxy_pin.py) is checked on each.
+# (tests/unit/test_mitmproxy_pin.py) is checked on each.
 MITMPROXY_VERSIONS := 12.3.0 12.3.1
 
 .PHONY: run test lint bench demo clean test-deps check-mitmproxy
@@ -72,11 +72,11 @@ check-mitmproxy: $(STAMP)
 	    $(PY) -m venv $$d; \
 	    $$d/bin/pip install -q -e . "mitmproxy==$$v" pytest pytest-asyncio; fi; \
 	  echo "mitmproxy $$v:"; \
-	  $$d/bin/python -m pytest -q -p no:cacheprovider tests/test_mitmproxy_pin.py; \
+	  $$d/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_mitmproxy_pin.py; \
 	done
 
 bench: $(STAMP)
-	PYTHONPATH=. $(PY) tests/bench.py
+	PYTHONPATH=. $(PY) bench/run.py
 
 demo: $(STAMP)
 	$(PY) -m addon demo $(ARGS)

@@ -38,6 +38,12 @@ def evaluate(expression: str, request: Request = REQUEST,
     return compile_expression(expression, Phase.RESPONSE).matches(FieldValues(request, response))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture
 def ev():
     return evaluate

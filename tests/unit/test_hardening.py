@@ -32,13 +32,13 @@ from addon.http.etag import parse_etag
 from addon.http.headers import wire_text
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests import oracle
-from tests.edge_helpers import BODY
-from tests.edge_helpers import RSE_ON
-from tests.edge_helpers import delivered
-from tests.edge_helpers import exchange
-from tests.edge_helpers import through
-from tests.edge_helpers import zone
+from tests.support import oracle
+from tests.support.edge_helpers import BODY
+from tests.support.edge_helpers import RSE_ON
+from tests.support.edge_helpers import delivered
+from tests.support.edge_helpers import exchange
+from tests.support.edge_helpers import through
+from tests.support.edge_helpers import zone
 
 PROPERTY = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

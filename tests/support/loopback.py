@@ -194,14 +194,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
-if __name__ == "__main__":  # `python tests/loopback.py serve MODULE:FUNC`: origin in a process
+# `python tests/support/loopback.py serve MODULE:FUNC`: an origin in a process of its own
+if __name__ == "__main__":
     import importlib
     import time
 
     module, func = sys.argv[2].split(":")
     routes = getattr(importlib.import_module(module), func)()
-    # the routes hold tests.loopback.Route, not this __main__ module's own copy of the class
-    origin = importlib.import_module("tests.loopback").Origin(routes)
+    # the routes hold tests.support.loopback.Route, not this __main__ module's own copy of the class
+    origin = importlib.import_module("tests.support.loopback").Origin(routes)
     print(origin.port, flush=True)
     while True:
         time.sleep(3600)

@@ -12,13 +12,13 @@ import zlib
 import pytest
 
 from addon.http import codings
-from tests import oracle
-from tests.loopback import Client
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.loopback import run
-from tests.mitm import Mitmdump
+from tests.support import oracle
+from tests.support.loopback import Client
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.loopback import run
+from tests.support.mitm import Mitmdump
 
 PAGE = b"<p>A page from a hostile origin, long enough to be compressed.</p>\n" * 40
 HTML = (b"Content-Type", b"text/html; charset=utf-8")
@@ -135,7 +135,7 @@ LIMIT = 8 << 20  # cf_decode_limit below
 
 
 def test_every_hostile_response_is_readable_exact_and_logged(edge):
-    """Judged by an independent oracle (tests/oracle.py), never by the addon's own view of
+    """Judged by an independent oracle (tests/support/oracle.py), never by the addon's own view of
     what it did: the coding is one the visitor accepts unless the log says why not; the
     body decodes to exactly what the origin meant, or is the origin's byte for byte; the
     ETag is the origin's when the bytes are, else the documented conversion; HEAD carries

@@ -19,14 +19,14 @@ from addon.exchange import errors as origin_errors
 from addon.exchange.answers import origin_error
 from addon.exchange.request import request_phases
 from addon.http.messages import Request
-from tests.edge_helpers import zone
-from tests.h2client import H2Client
-from tests.loopback import Client
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.loopback import run
-from tests.mitm import Mitmdump
+from tests.support.edge_helpers import zone
+from tests.support.h2client import H2Client
+from tests.support.loopback import Client
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.loopback import run
+from tests.support.mitm import Mitmdump
 
 RULES = "plan: pro\nsettings: {email_obfuscation: off, automatic_https_rewrites: off}\n"
 CSS = b"body { color: #333 }\n" * 20

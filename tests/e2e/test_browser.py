@@ -14,12 +14,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.chromium import Chromium
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.mitm import ROOT
-from tests.mitm import Mitmdump
+from tests.support.chromium import Chromium
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.mitm import ROOT
+from tests.support.mitm import Mitmdump
+
+pytestmark = pytest.mark.browser
 
 PAGE = b"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>edge</title>
@@ -102,7 +104,7 @@ def test_the_browser_driver_works_outside_pytest_too():
     import subprocess
     import sys
 
-    script = ("from tests.chromium import Chromium\n"
+    script = ("from tests.support.chromium import Chromium\n"
               "c = Chromium()\n"
               "print(c.evaluate('6 * 7'))\n"
               "c.close()\n")

@@ -13,7 +13,7 @@ from addon.config.parameters import CacheParameters
 from addon.config.parameters import CompressParameters
 from addon.config.parameters import EdgeTTL
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_rules_file_is_a_fresh_pro_zone():

@@ -15,7 +15,7 @@ from mitmproxy.test import tflow
 from addon.http.messages import Response
 from addon.mitm.convert import stored_response
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/2.0"])

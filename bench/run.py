@@ -35,13 +35,13 @@ from addon.expressions import compile_expression
 from addon.http import codings
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests.loopback import Client
-from tests.loopback import Gated
-from tests.loopback import Route
-from tests.loopback import response
-from tests.mitm import MITMDUMP
-from tests.mitm import ROOT
-from tests.mitm import Mitmdump
+from tests.support.loopback import Client
+from tests.support.loopback import Gated
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.mitm import MITMDUMP
+from tests.support.mitm import ROOT
+from tests.support.mitm import Mitmdump
 
 # The default zone with the HTML features off: the throughput, latency and memory rows
 # measure content coding; rewriting HTML has its own row (html_rewrite_cost).
@@ -143,7 +143,8 @@ def routes() -> dict[bytes, Route]:
 class OriginProcess:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "loopback.py"), "serve", "tests.bench:routes"],
+            [sys.executable, str(ROOT / "tests" / "support" / "loopback.py"), "serve",
+             "bench.run:routes"],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         if LOAD_CPUS:
@@ -685,7 +686,7 @@ def main() -> None:
         origin.stop()
     print(f"machine: {results['machine']}")
     if set(SECTIONS) <= results.keys():
-        print(table(results))  # `python tests/bench.py --table FILE` prints it again
+        print(table(results))  # `python bench/run.py --table FILE` prints it again
     else:
         print(json.dumps(results, indent=2))
     out = Path(os.environ.get("BENCH_OUT", ROOT / "bench-results.json"))

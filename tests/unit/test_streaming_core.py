@@ -20,9 +20,9 @@ from addon.exchange.request import request_phases
 from addon.http import codings
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests import oracle
-from tests.edge_helpers import zone
-from tests.test_html import PAGE
+from tests.support import oracle
+from tests.support.edge_helpers import zone
+from tests.unit.test_html import PAGE
 
 PROPERTY = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

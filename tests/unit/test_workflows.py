@@ -20,8 +20,8 @@ from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
 from addon.report import Report
-from tests.edge_helpers import exchange
-from tests.edge_helpers import zone
+from tests.support.edge_helpers import exchange
+from tests.support.edge_helpers import zone
 
 
 def _req(*headers, target="/a.css"):

@@ -11,12 +11,12 @@ import gzip
 import os
 
 from addon.http import codings
-from tests.loopback import Client
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.loopback import run
-from tests.mitm import Mitmdump
+from tests.support.loopback import Client
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.loopback import run
+from tests.support.mitm import Mitmdump
 
 CLIENTS, REQUESTS, DEADLINE = 50, 200, 300.0
 PAGE = b"<li>an item in a list of things the origin sells, with a price</li>\n" * 300

@@ -2,7 +2,7 @@
 event by event, a large body is re-encoded at bounded memory, a slow chunked body starts
 before the origin finishes, mitmproxy's stream_large_bodies never bypasses the edge, the
 cache fills from a stream, a stream cut halfway is not stored, and HTML is rewritten across
-chunk boundaries. The origin's pace is set by the test (tests.loopback.Gated), not a clock.
+chunk boundaries. The origin's pace is set by the test (tests.support.loopback.Gated), not a clock.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import brotli
 
 from addon.html.features.email_obfuscation import decode as cfemail
-from tests.loopback import Gated
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.mitm import Mitmdump
+from tests.support.loopback import Gated
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.mitm import Mitmdump
 
 RULES = "plan: pro\nsettings: {email_obfuscation: off, automatic_https_rewrites: off}\n"
 

@@ -29,7 +29,7 @@ from addon.http.conditional import parse_http_date
 from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests.edge_helpers import zone
+from tests.support.edge_helpers import zone
 
 CSS = b"body { color: #333; margin: 0 auto; padding: 1em; }\n" * 40
 T0 = 1_800_000_000.0

@@ -27,18 +27,18 @@ from addon.mitm import addons
 from addon.mitm.origins import Origins
 from addon.mitm.requests import EdgeRequests
 from addon.mitm.responses import EdgeResponses
-from tests.edge_helpers import FEATURES_OFF
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.mitm import EDGE
-from tests.mitm import MITMDUMP
-from tests.mitm import ROOT
-from tests.mitm import Mitmdump
-from tests.mitm import stop_process
-from tests.test_cache_e2e import CSS
-from tests.test_cache_e2e import GZ
-from tests.test_cache_e2e import get
+from tests.e2e.test_cache_e2e import CSS
+from tests.e2e.test_cache_e2e import GZ
+from tests.e2e.test_cache_e2e import get
+from tests.support.edge_helpers import FEATURES_OFF
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.mitm import EDGE
+from tests.support.mitm import MITMDUMP
+from tests.support.mitm import ROOT
+from tests.support.mitm import Mitmdump
+from tests.support.mitm import stop_process
 
 RULES = f"plan: pro\nsettings:\n{FEATURES_OFF}"
 

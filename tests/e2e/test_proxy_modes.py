@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.mitm import Mitmdump
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.mitm import Mitmdump
 
 RULES = "plan: pro\nsettings: {email_obfuscation: off, automatic_https_rewrites: off}\n"
 

@@ -24,7 +24,7 @@ from addon.http import ranges
 from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests.edge_helpers import zone
+from tests.support.edge_helpers import zone
 
 PROPERTY = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

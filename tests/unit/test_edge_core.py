@@ -16,11 +16,11 @@ from addon.http.codings import encode
 from addon.http.etag import parse_etag
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests.edge_helpers import BODY
-from tests.edge_helpers import RSE_ON
-from tests.edge_helpers import delivered
-from tests.edge_helpers import exchange
-from tests.edge_helpers import zone
+from tests.support.edge_helpers import BODY
+from tests.support.edge_helpers import RSE_ON
+from tests.support.edge_helpers import delivered
+from tests.support.edge_helpers import exchange
+from tests.support.edge_helpers import zone
 
 # facts 2.1, Brotli enabled, origin etag "foobar": (visitor, origin) -> (served, etag)
 TABLE_ON = [

@@ -21,9 +21,9 @@ from addon.html.engine import Rewriter
 from addon.html.features.email_obfuscation import decode as cf_decode
 from addon.html.features.email_obfuscation import encode as cf_encode
 from addon.html.features.rocket_loader import opted_out
-from tests.edge_helpers import RSE_ON
-from tests.edge_helpers import exchange
-from tests.edge_helpers import zone
+from tests.support.edge_helpers import RSE_ON
+from tests.support.edge_helpers import exchange
+from tests.support.edge_helpers import zone
 
 EO = ("email_obfuscation",)
 AHR = ("automatic_https_rewrites",)
@@ -285,7 +285,7 @@ def test_a_page_over_plain_http_whose_own_links_are_upgraded_says_what_follows()
     """The browser then comes back over HTTPS, through mitmproxy's certificate."""
     from addon.http.messages import Request
     from addon.http.messages import Response
-    from tests.edge_helpers import through
+    from tests.support.edge_helpers import through
 
     page = Response(200, ((b"Content-Type", b"text/html"),), AHR_PAGE.encode())
     for scheme, noted in (("http", True), ("https", False)):

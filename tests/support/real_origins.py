@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.mitm import stop_process
+from tests.support.mitm import stop_process
 
 _LIPSUM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
            "incididunt ut labore et dolore magna aliqua. ")
@@ -230,8 +230,8 @@ class Django(_Server):
         self.root = write_site(tmp / "www")
         port_file = tmp / "port"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.real_origins", "django", str(self.root),
-             str(port_file)], cwd=Path(__file__).resolve().parent.parent,
+            [sys.executable, "-m", "tests.support.real_origins", "django", str(self.root),
+             str(port_file)], cwd=Path(__file__).resolve().parents[2],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -288,6 +288,6 @@ def all_origins() -> list[type[_Server]]:
     return [Nginx, Apache, Django]
 
 
-if __name__ == "__main__":  # python -m tests.real_origins django ROOT PORT_FILE
+if __name__ == "__main__":  # python -m tests.support.real_origins django ROOT PORT_FILE
     threading.current_thread().name = "origin"
     _serve_django(Path(sys.argv[2]), Path(sys.argv[3]))

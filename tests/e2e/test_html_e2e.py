@@ -14,12 +14,12 @@ import pytest
 
 from addon.html.features.email_obfuscation import decode as cf_decode
 from addon.http import codings
-from tests.loopback import Client
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.loopback import run
-from tests.mitm import Mitmdump
+from tests.support.loopback import Client
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.loopback import run
+from tests.support.mitm import Mitmdump
 
 PAGE = b"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Contact</title></head>
@@ -171,6 +171,7 @@ def dump_dom(url: str, profile: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.browser
 def test_decoder_and_rocket_loader_really_run_in_chromium(edge, tmp_path):
     proxy, _ = edge
     dom = dump_dom(f"http://127.0.0.1:{proxy.port}/page.html", tmp_path / "profile")

@@ -1,7 +1,7 @@
 """The invariant of the last phase (addon/exchange/egress.py) on every path, in the pure core.
 
 A property test drives whole exchanges (visitor, method, range, origin coding, cache state)
-through exchange.run and judges what left by an independent oracle (tests/oracle.py).
+through exchange.run and judges what left by an independent oracle (tests/support/oracle.py).
 Then one test per bug of issue 14 that the pure core can show, each failing without its
 fix.
 """
@@ -24,9 +24,9 @@ from addon.http import codings
 from addon.http.headers import header
 from addon.http.messages import Request
 from addon.http.messages import Response
-from tests import oracle
-from tests.edge_helpers import through
-from tests.edge_helpers import zone
+from tests.support import oracle
+from tests.support.edge_helpers import through
+from tests.support.edge_helpers import zone
 
 T0 = 1_700_000_000.0
 PROPERTY = settings(max_examples=400, deadline=None,

@@ -21,7 +21,7 @@ cache_rules:
 
 # The documented ETag tables (facts 2.1) describe what compression does; an HTML feature
 # that is on removes the ETag before they apply. The core tests use a zone without them;
-# tests/test_html.py covers the features.
+# tests/unit/test_html.py covers the features.
 FEATURES_OFF = "  email_obfuscation: off\n  automatic_https_rewrites: off\n"
 
 

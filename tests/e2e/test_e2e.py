@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from addon.http import codings
-from tests.mitm import MITMDUMP
-from tests.mitm import ROOT
-from tests.mitm import Mitmdump
+from tests.support.mitm import MITMDUMP
+from tests.support.mitm import ROOT
+from tests.support.mitm import Mitmdump
 
 BODY = b"<p>The origin's page, long enough to be compressed by the edge.</p>\n" * 20
 

@@ -16,15 +16,15 @@ from addon.cache.store import CachedObject
 from addon.http import codings
 from addon.mitm import addons
 from addon.mitm.cache import EdgeCache
-from tests.edge_helpers import FEATURES_OFF
-from tests.loopback import Client
-from tests.loopback import Origin
-from tests.loopback import Route
-from tests.loopback import response
-from tests.loopback import run
-from tests.mitm import EDGE
-from tests.mitm import MITMDUMP
-from tests.mitm import Mitmdump
+from tests.support.edge_helpers import FEATURES_OFF
+from tests.support.loopback import Client
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.loopback import run
+from tests.support.mitm import EDGE
+from tests.support.mitm import MITMDUMP
+from tests.support.mitm import Mitmdump
 
 CSS = b"body { color: #333; margin: 0 auto; padding: 1em; }\n" * 40
 RULES = f"plan: pro\nsettings:\n{FEATURES_OFF}"

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests import oracle
-from tests.h2client import H2Client
-from tests.loopback import Client
-from tests.loopback import run
-from tests.mitm import Mitmdump
-from tests.real_origins import SITE
-from tests.real_origins import Apache
-from tests.real_origins import Django
-from tests.real_origins import Nginx
+from tests.support import oracle
+from tests.support.h2client import H2Client
+from tests.support.loopback import Client
+from tests.support.loopback import run
+from tests.support.mitm import Mitmdump
+from tests.support.real_origins import SITE
+from tests.support.real_origins import Apache
+from tests.support.real_origins import Django
+from tests.support.real_origins import Nginx
+
+pytestmark = pytest.mark.real_origin
 
 CHROME = b"gzip, deflate, br, zstd"
 # HTML features off: these tests are about codings and validators; ?expire objects are
