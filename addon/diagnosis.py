@@ -168,7 +168,7 @@ class OriginDiagnosis:
               validators_forwarded: bool = True) -> list[Finding]:
         """`request` as the visitor sent it; `validators_forwarded`: whether its
         conditionals reached the origin (not on a cacheable miss, facts 2.4.1)."""
-        req, resp = header_index(request.headers), header_index(response.headers)
+        req, resp = request.index, response.index
         ignored = (weak_if_none_match_ignored(req, resp, response.status)
                    if validators_forwarded else None)
         checks = (ignored, weak_if_match(req), invalid_last_modified(resp), missing_vary(resp),

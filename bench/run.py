@@ -186,15 +186,25 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(tmp: Path, origin: int, targets: list[bytes], without_log: bool = False) -> dict:
-    """Requests per second through bare mitmdump and with the addon (cf_log on), 4 keep-alive
-    connections, in alternating rounds so that drift affects both alike.
+FLOOR = ROOT / "bench" / "floor.py"
+
+
+def throughput(tmp: Path, origin: int, targets: list[bytes], without_log: bool = False,
+               floor_cache: bool = False) -> dict:
+    """Requests per second through bare mitmdump, the floor (bench/floor.py: the least any
+    faithful edge pays inside mitmproxy) and the addon (cf_log on), 4 keep-alive
+    connections, in alternating rounds so that drift affects all alike.
 
     Also the proxy's CPU time per request, from /proc: mitmdump's event loop runs on one
     core, so its capacity is 1 / (CPU per request). That ratio is steadier than wall-clock
     requests per second on a shared machine, where other tenants take cycles at random.
     """
+    floor_args = ["-s", str(FLOOR), "--set", f"floor_log={tmp / 'floor' / 'floor.jsonl'}"]
+    if floor_cache:
+        floor_args += ["--set", "floor_cache=true"]
     procs = {"bare": Mitmdump(tmp / "bare", None, reverse_to=origin, cpus=PROXY_CPUS),
+             "floor": Mitmdump(tmp / "floor", None, *floor_args, reverse_to=origin,
+                               cpus=PROXY_CPUS),
              "edge": Mitmdump(tmp / "edge", RULES, reverse_to=origin, cpus=PROXY_CPUS)}
     if without_log:  # what the JSON Lines record costs, for the README's explanation
         procs["nolog"] = Mitmdump(tmp / "nolog", RULES, reverse_to=origin, cpus=PROXY_CPUS,
@@ -214,15 +224,20 @@ def throughput(tmp: Path, origin: int, targets: list[bytes], without_log: bool =
     finally:
         for p in procs.values():
             p.stop()
-    b, e = statistics.median(rates["bare"]), statistics.median(rates["edge"])
-    cb, ce = statistics.median(cpu["bare"]), statistics.median(cpu["edge"])
-    result = {"bare_rps": round(b), "edge_rps": round(e), "ratio": round(e / b, 3),
-              "bare_cpu_us": round(cb * 1e6), "edge_cpu_us": round(ce * 1e6),
-              "cpu_ratio": round(cb / ce, 3)}
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    cpus = {name: statistics.median(c) for name, c in cpu.items()}
+    result = {"bare_rps": round(med["bare"]), "floor_rps": round(med["floor"]),
+              "edge_rps": round(med["edge"]), "ratio": round(med["edge"] / med["bare"], 3),
+              "floor_ratio": round(med["edge"] / med["floor"], 3),
+              "floor_vs_bare": round(med["floor"] / med["bare"], 3),
+              "bare_cpu_us": round(cpus["bare"] * 1e6), "floor_cpu_us": round(cpus["floor"] * 1e6),
+              "edge_cpu_us": round(cpus["edge"] * 1e6),
+              "cpu_ratio": round(cpus["bare"] / cpus["edge"], 3),
+              "floor_cpu_ratio": round(cpus["floor"] / cpus["edge"], 3)}
     if without_log:
-        n, cn = statistics.median(rates["nolog"]), statistics.median(cpu["nolog"])
-        result |= {"nolog_rps": round(n), "nolog_ratio": round(n / b, 3),
-                   "nolog_cpu_us": round(cn * 1e6), "nolog_cpu_ratio": round(cb / cn, 3)}
+        n, cn = med["nolog"], cpus["nolog"]
+        result |= {"nolog_rps": round(n), "nolog_ratio": round(n / med["bare"], 3),
+                   "nolog_cpu_us": round(cn * 1e6), "nolog_cpu_ratio": round(cpus["bare"] / cn, 3)}
     return result
 
 
@@ -664,7 +679,8 @@ def main() -> None:
                 results["throughput"] = {
                     "passthrough": throughput(tmp / "pt", origin.port,
                                               [b"/style", b"/logo"], without_log=True),
-                    "hit": throughput(tmp / "hit", origin.port, [b"/style.css", b"/logo.png"]),
+                    "hit": throughput(tmp / "hit", origin.port, [b"/style.css", b"/logo.png"],
+                                      floor_cache=True),
                     "transcode": throughput(tmp / "tc", origin.port, [b"/page.html"]),
                 }
             if "transcode_cost" in only:

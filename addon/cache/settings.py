@@ -43,7 +43,7 @@ NO_PARAMETERS = CacheParameters()
 def cache_settings(method: str, path: str, params: CacheParameters, plan: str
                    ) -> CacheSettings:
     """Eligibility at request time; `params` are the matching cache rules' merged."""
-    if not params.said:  # no cache rule said anything: reused per method, extension, plan
+    if params is NO_PARAMETERS or not params.said:  # reused per method, extension, plan
         path = path.split("?", 1)[0]
         return _default_settings(method.upper(), _extension(path), path == "/robots.txt", plan)
     return _settings(method, path, params, plan)

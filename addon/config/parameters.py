@@ -99,7 +99,7 @@ class CacheParameters:
     @property
     def said(self) -> bool:
         """Some rule said something."""
-        return any(getattr(self, f.name) is not None for f in fields(self))
+        return any(value is not None for value in self.__dict__.values())
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace
+from functools import lru_cache
 
 from addon import html
 from addon import polish
@@ -36,7 +37,6 @@ from addon.http.cache_control import parse_cache_control
 from addon.http.etag import ETag
 from addon.http.etag import parse_etag
 from addon.http.fields import media_type
-from addon.http.headers import header_index
 from addon.http.headers import wire_text
 from addon.http.messages import Response
 from addon.vocabulary import Action
@@ -67,25 +67,52 @@ class Content:
     notes: tuple[str, ...] = ()
 
 
-def content_phase(zone: Zone, state: RequestState, response: Response) -> Content:
+class SizeProbes:
+    """Size probes remembered by the body's length and hash, a bounded number of them: the
+    same stylesheet passed through again, or a stored object served again, skips creating
+    a decoder, which costs more than the rest of a pass-through decision. Held by whoever
+    runs many exchanges (EdgeContext), not by this module."""
+
+    MAX = 4096
+    BODY_MAX = 64 * 1024  # hashing a bigger body would cost more than decoding its start
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, int, int], tuple[int | None, str]] = {}
+
+    def size(self, body: bytes, coding: str) -> tuple[int | None, str]:
+        if len(body) > self.BODY_MAX:
+            return _probe_size(body, coding)
+        key = (coding, len(body), hash(body))
+        known = self.known.get(key)
+        if known is None:
+            known = self.known[key] = _probe_size(body, coding)
+            if len(self.known) > self.MAX:
+                self.known.pop(next(iter(self.known)))  # oldest first: a plain bound
+        return known
+
+
+def content_phase(zone: Zone, state: RequestState, response: Response,
+                  probes: SizeProbes | None = None) -> Content:
     compression = _compression_rule(zone, state, response)
-    index = header_index(response.headers)
+    index = response.index
 
     def joined(name: bytes) -> bytes | None:
         values = index.get(name)
         return b", ".join(values) if values else None
 
     notes: list[str] = []
-    rewriters, polish_mode = _features(zone, state, response, joined, notes)
-    inputs, size_note = _inputs(zone, state, response, index, compression, rewriters,
-                                polish_mode)
+    media = media_type(joined(b"content-type")).decode("latin-1")
+    rewriters, polish_mode = _features(zone, state, response, media, joined, notes)
     etag = parse_etag(index.get(b"etag", []))
+    inputs, size_note = _inputs(zone, state, response, index, media, etag, compression,
+                                rewriters, polish_mode)
     decision = None if inputs.identity_size is not None else decide_without_body(inputs, etag)
     if decision is None:
         if inputs.identity_size is None:
             src = origin_coding(inputs.content_encoding)
             assert src is not None and response.body is not None
-            size, error = _probe_size(response.body, src)
+            size, error = (probes.size(response.body, src) if probes is not None
+                           else _probe_size(response.body, src))
             inputs = inputs._replace(identity_size=size, decode_error=error)
         decision = decide(inputs, etag)
     if size_note and decision.changed:  # only then could the size have mattered
@@ -109,11 +136,10 @@ def _compression_rule(zone: Zone, state: RequestState, response: Response
     return compression
 
 
-def _features(zone: Zone, state: RequestState, response: Response,
+def _features(zone: Zone, state: RequestState, response: Response, media: str,
               joined: Callable[[bytes], bytes | None], notes: list[str]
               ) -> tuple[tuple[str, ...], str]:
     """The HTML features that rewrite this response, and the Polish mode for an image."""
-    media = media_type(joined(b"content-type")).decode("latin-1")
     if media in html.HTML_TYPES:
         rewriters = html.active_features(state.features, media, zone.plan)
         declared = html.charset.from_content_type(joined(b"content-type"))
@@ -143,8 +169,9 @@ def _features(zone: Zone, state: RequestState, response: Response,
 
 
 def _inputs(zone: Zone, state: RequestState, response: Response,
-            index: dict[bytes, list[bytes]], compression: CompressionRule | None,
-            rewriters: tuple[str, ...], polish_mode: str) -> tuple[ResponseInputs, str]:
+            index: dict[bytes, list[bytes]], media: str, etag: ETag | None,
+            compression: CompressionRule | None, rewriters: tuple[str, ...], polish_mode: str
+            ) -> tuple[ResponseInputs, str]:
     """Everything the decision depends on, and a note when the size was assumed."""
     content_encoding = tuple(wire_text(v).strip() for v in index.get(b"content-encoding", ()))
     src = origin_coding(content_encoding)
@@ -157,22 +184,22 @@ def _inputs(zone: Zone, state: RequestState, response: Response,
     else:  # an identity body's size is known without decoding anything
         identity_size = (min(len(body), SIZE_PROBE) if src == IDENTITY and body is not None
                          else None)
-    content_type = b", ".join(index.get(b"content-type", ())) or None
-    cache_control = parse_cache_control(b", ".join(index.get(b"cache-control", ())) or None)
-    etag = parse_etag(index.get(b"etag", []))
+    cache_control = index.get(b"cache-control")
+    accepted, deflate = visitor_codings(state.visitor_accept_encoding)
     inputs = ResponseInputs(
         method=state.request.method,
         status=response.status,
-        media_type=media_type(content_type).decode("latin-1"),
+        media_type=media,
         content_encoding=content_encoding,
-        no_transform="no-transform" in cache_control,
+        no_transform=bool(cache_control) and "no-transform" in parse_cache_control(
+            b", ".join(cache_control)),
         etag_kind=etag.kind if etag else None,
         etag_problem=etag.problem if etag else "",
         streamed=response.streamed or (body is None and not response.streaming),
         identity_size=identity_size,
         partial=response.status == 206 or b"content-range" in index,
-        accepted=accepted_codings(state.visitor_accept_encoding),
-        accepts_deflate=parse_accept_encoding(state.visitor_accept_encoding).accepts("deflate"),
+        accepted=accepted,
+        accepts_deflate=deflate,
         plan=zone.plan,
         brotli=bool(zone.settings.get("brotli", True)),
         respect_strong_etags=state.respect_strong_etags,
@@ -181,6 +208,13 @@ def _inputs(zone: Zone, state: RequestState, response: Response,
         polish=polish_mode,
     )
     return inputs, size_note
+
+
+@lru_cache(maxsize=1024)  # visitors send few distinct values
+def visitor_codings(accept_encoding: str | None) -> tuple[frozenset[str], bool]:
+    """Which of gzip, br and zstd the visitor accepts, and whether it accepts deflate."""
+    return (accepted_codings(accept_encoding),
+            parse_accept_encoding(accept_encoding).accepts("deflate"))
 
 
 def _carry_out(content: Content, zone: Zone, state: RequestState, response: Response,

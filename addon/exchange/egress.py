@@ -81,7 +81,12 @@ def unaccepted(headers: Headers, accept_encoding: str | None) -> tuple[str, ...]
     return _refused(tuple(_codings(headers)), accept_encoding)
 
 
-@lru_cache(maxsize=1024)  # few distinct (codings, Accept-Encoding) pairs in any run
+@lru_cache(maxsize=1024)  # few distinct (Content-Encoding, Accept-Encoding) pairs in any run
+def _refused_values(values: tuple[bytes, ...], accept_encoding: str | None) -> tuple[str, ...]:
+    return _refused(_tokens(list(values)), accept_encoding)
+
+
+@lru_cache(maxsize=1024)
 def _refused(codings_: tuple[str, ...], accept_encoding: str | None) -> tuple[str, ...]:
     visitor = parse_accept_encoding(accept_encoding)
     return tuple(c for c in codings_ if not visitor.accepts(c))
@@ -104,7 +109,8 @@ def enforce(visitor: Visitor, status: int, headers: Headers, body: bytes | None,
     unresolved = ""
     need_full = False
     scan = _scan(headers)
-    refused = _refused(_tokens(scan.codings), visitor.accept_encoding) if scan.codings else ()
+    refused = _refused_values(tuple(scan.codings), visitor.accept_encoding) \
+        if scan.codings else ()
     if refused:
         shown = ", ".join(refused)
         no_body = _no_body(status, visitor.method)

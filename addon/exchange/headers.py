@@ -57,7 +57,7 @@ def headers_phase(state: RequestState, served: Served | None, content: Content, 
         edits.append((b"age", str(served.age).encode()))
     if served.last_modified is not None:
         edits.append((b"last-modified", served.last_modified))
-    present = {k.lower() for k, _ in response.headers}
+    present = response.index
     edits += [(name, None) for name in NOT_FORWARDED if name in present]
     edits += [(name, None) for name in served.removed]
     if state.cache.browser_ttl.mode == "override_origin":

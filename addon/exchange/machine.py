@@ -210,7 +210,7 @@ class Exchange(StreamingTransitions):
         state = self.state
         if state.head and source.body:  # the GET fetched for a cacheable HEAD (facts 1.7.1)
             state = replace(state, request=replace(state.request, method="GET"))
-        content = content_phase(self.ctx.zone, state, source)
+        content = content_phase(self.ctx.zone, state, source, self.ctx.probes)
         if content.recode is not None:
             assert source.body is not None
             self.pending = (content, Body())

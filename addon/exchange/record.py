@@ -88,12 +88,9 @@ class Record:
                                   optional=True)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain types only (flow.metadata is saved with tnetstring); optional fields only
-        when they say something."""
+        """What flow.metadata (saved with tnetstring) and the JSON line carry: the statuses
+        are StrEnums, strings to both; optional fields only when they say something."""
         out = dict(self.__dict__)
-        for name in ENUMS:
-            if out[name] is not None:
-                out[name] = str(out[name])
         for name in OPTIONAL:
             if out[name] is None:
                 del out[name]
@@ -106,7 +103,6 @@ class Record:
 
 FIELDS = tuple(f.name for f in fields(Record))
 OPTIONAL = tuple(f.name for f in fields(Record) if f.metadata.get("optional"))
-ENUMS = ("action", "etag_action", "basis", "cache_status", "not_modified")
 DOCS = {f.name: f.metadata["doc"] for f in fields(Record)}
 
 

@@ -7,6 +7,7 @@ Accept-Encoding the origin is sent (1.3) and the edge's request headers (8.6).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ class RequestState:
     # visitor's own header goes out untouched and this is its text, for the log.
     origin_accept_encoding: str | None
     respect_strong_etags: bool
-    features: dict[str, Any]  # zone settings after configuration rules
+    features: Mapping[str, Any]  # zone settings after configuration rules (read only)
     rules: tuple[str, ...] = ()  # labels of the rules that matched, in phase order
     turned_off: tuple[str, ...] = ()  # features Respect Strong ETags switched off
     cache: CacheSettings = CacheSettings(False, "no cache settings")
@@ -56,28 +57,32 @@ class RequestState:
 
 
 def request_phases(zone: Zone, request: Request) -> RequestState:
-    env = FieldValues(request)
-    features = dict(zone.settings)
+    features = zone.settings  # copied before anything changes it (the zone's stays as it is)
     matched: list[str] = []
-    # http_config_settings: set_config, last match wins per setting (facts 4.4)
-    for rule in zone.matching("configuration_rules", env):
-        features.update(rule.action_parameters)
-        matched.append(rule.label)
-    # http_request_cache_settings: set_cache_settings, last match wins (facts 5.1.7)
     params = NO_PARAMETERS
-    for rule in zone.matching("cache_rules", env):
-        assert isinstance(rule.action_parameters, CacheParameters)
-        params = params.then(rule.action_parameters)
-        matched.append(rule.label)
+    if zone.configuration_rules or zone.cache_rules:
+        features = dict(features)
+        env = FieldValues(request)
+        # http_config_settings: set_config, last match wins per setting (facts 4.4)
+        for rule in zone.matching("configuration_rules", env):
+            features.update(rule.action_parameters)
+            matched.append(rule.label)
+        # http_request_cache_settings: set_cache_settings, last match wins (facts 5.1.7)
+        for rule in zone.matching("cache_rules", env):
+            assert isinstance(rule.action_parameters, CacheParameters)
+            params = params.then(rule.action_parameters)
+            matched.append(rule.label)
     rse = bool(params.respect_strong_etags)
     turned_off: tuple[str, ...] = ()
     if rse:
         turned_off = tuple(n for n in DISABLED_BY_RESPECT_STRONG_ETAGS if features.get(n))
+        features = dict(features)
         for name in DISABLED_BY_RESPECT_STRONG_ETAGS:  # facts 2.2.3
             features[name] = False
     uninspected: tuple[str, ...] = ()
     if features.get("response_body_buffering") == "none":  # streamed uninspected (3.0.3)
         uninspected = tuple(n for n in html.FEATURES if features.get(n))
+        features = dict(features)
         for name in html.FEATURES:
             features[name] = False
     visitor = header(request.headers, b"accept-encoding")

@@ -13,6 +13,7 @@ from addon.config.zone import Zone
 from addon.diagnosis import OriginDiagnosis
 from addon.exchange import egress
 from addon.exchange.answers import Answer
+from addon.exchange.content import SizeProbes
 from addon.exchange.record import Record
 from addon.http.conditional import CONDITIONAL_HEADERS
 from addon.http.messages import Response
@@ -30,6 +31,7 @@ class EdgeContext:
     diagnosis: OriginDiagnosis | None = None
     limit: int = 1 << 30  # the largest decoded body re-coded (cf_decode_limit)
     trace: bool = False  # cf_trace
+    probes: SizeProbes | None = None  # size probes remembered across exchanges
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class StreamingTransitions:
                                                   response, self.ctx.zone.plan, strip,
                                                   self.now)
         source = self.served.response if self.served is not None else response
-        content = content_phase(self.ctx.zone, self.state, source)
+        content = content_phase(self.ctx.zone, self.state, source, self.ctx.probes)
         body = stream_body(content, keep)
         headers = headers_phase(self.state, self.served, content, Body())
         extra = self._trace(content, headers)

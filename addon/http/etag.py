@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE ; etagc = %x21 / %x23-7E / obs-text
 _ETAG = re.compile(rb'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
@@ -31,11 +32,15 @@ def parse_etag(values: list[bytes]) -> ETag | None:
     raw = b", ".join(values)
     if len(values) > 1:
         return ETag(raw, "malformed", f"{len(values)} ETag fields; a response carries one")
-    value = values[0]
+    return _parse_one(values[0])
+
+
+@lru_cache(maxsize=4096)  # resources keep their tags: the same value comes back often
+def _parse_one(value: bytes) -> ETag:
     m = _ETAG.fullmatch(value)
     if m:
-        return ETag(raw, "weak" if m.group(1) else "strong")
-    return ETag(raw, "malformed", _problem(value))
+        return ETag(value, "weak" if m.group(1) else "strong")
+    return ETag(value, "malformed", _problem(value))
 
 
 def _problem(value: bytes) -> str:

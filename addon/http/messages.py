@@ -7,8 +7,10 @@ directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from addon.http.headers import Headers
+from addon.http.headers import header_index
 
 
 @dataclass  # not frozen: built per request, and frozen init is 3x slower
@@ -22,6 +24,12 @@ class Request:
     http_version: str = "HTTP/1.1"
     headers: Headers = ()
     client_ip: str = "127.0.0.1"
+
+    @cached_property
+    def index(self) -> dict[bytes, list[bytes]]:
+        """Lower-case header name -> values, made once: the fields are never changed (a
+        changed request is a new one, dataclasses.replace). Read it, never modify it."""
+        return header_index(self.headers)
 
     @property
     def url(self) -> str:
@@ -40,3 +48,8 @@ class Response:
     # the body will pass through the edge as it arrives (decided on the headers)
     streaming: bool = False
     size_hint: int | None = None  # the body is known to be at least this long
+
+    @cached_property
+    def index(self) -> dict[bytes, list[bytes]]:
+        """Lower-case header name -> values, made once (see Request.index)."""
+        return header_index(self.headers)

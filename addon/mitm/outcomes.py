@@ -29,8 +29,9 @@ class Outcomes:
         self.log, self.report, self.cache = log, report, cache
 
     def publish(self, flow: http.HTTPFlow, record: Record, headers_in: Headers = ()) -> None:
-        self.log.record(record)
-        annotate(flow, record.as_dict(), headers_in)
+        entry = record.as_dict()
+        self.log.record(record, entry)  # written before annotate() adds to the entry
+        annotate(flow, entry, headers_in)
         self.report.add(record)
 
     def answer(self, flow: http.HTTPFlow, state: FlowState, answer: Answer) -> None:

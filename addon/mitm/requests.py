@@ -21,6 +21,7 @@ from addon.exchange import EdgeContext
 from addon.exchange import Exchange
 from addon.exchange import FromCache
 from addon.exchange import Step
+from addon.exchange.content import SizeProbes
 from addon.exchange.headers import TRACE_HEADER
 from addon.http.headers import edit_headers
 from addon.http.headers import header
@@ -55,6 +56,8 @@ class EdgeRequests:
         self.limit = human.parse_size(DEFAULT_DECODE_LIMIT)
         self.trace = False
         self.anticomp = False  # mitmproxy's own option, read once per change
+        self.probes = SizeProbes()
+        self.shared: EdgeContext | None = None  # what every exchange shares, until it changes
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -84,9 +87,13 @@ class EdgeRequests:
             return  # no rules, or one of the edge's own requests
         if flow.metadata.get(META, {}).get("handled"):
             return  # converted in an earlier run over this recording
+        shared = self.shared
+        if shared is None or shared.zone is not zone or shared.store is not self.cache.store \
+                or shared.limit != self.limit or shared.trace != self.trace:
+            shared = self.shared = EdgeContext(zone, self.cache.store, self.diagnosis,
+                                               self.limit, self.trace, self.probes)
         try:
-            ex = Exchange(EdgeContext(zone, self.cache.store, self.diagnosis, self.limit,
-                                      self.trace), request_facts(flow), clock(flow), flow.live)
+            ex = Exchange(shared, request_facts(flow), clock(flow), flow.live)
         except Exception:
             logger.exception("cf_edge: request left unchanged after an internal error: %s",
                              wire_text(flow.request.pretty_url))

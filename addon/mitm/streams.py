@@ -18,11 +18,9 @@ from addon.compression.stream import Threaded
 from addon.exchange import Exchange
 from addon.exchange.recode import human_size
 from addon.http.fields import media_type
-from addon.http.headers import header
 from addon.http.headers import wire_text
 from addon.mitm import flowstate
 from addon.mitm import options
-from addon.mitm.convert import content_length
 from addon.mitm.convert import has_body
 from addon.mitm.convert import response_facts
 from addon.mitm.flowstate import FlowState
@@ -33,6 +31,18 @@ from addon.vocabulary import CacheStatus
 logger = logging.getLogger("cf_edge")
 
 DEFAULT_STREAM = "16m"
+LATER = "decided when mitmproxy switches to streaming"
+
+
+def _type_and_length(fields: tuple[tuple[bytes, bytes], ...]) -> tuple[bytes | None, int | None]:
+    """Content-Type and Content-Length, in one pass over the raw fields."""
+    content_type = length = None
+    for k, v in fields:
+        if len(k) == 12 and k.lower() == b"content-type":
+            content_type = v
+        elif len(k) == 14 and k.lower() == b"content-length":
+            length = int(v) if v.strip().isdigit() else None
+    return content_type, length
 
 
 class Streams:
@@ -76,10 +86,9 @@ class Streams:
             return  # not ours, answered from the cache or by the edge
         try:
             why = self._because(flow, state.exchange)
-            if why is not None:
+            if why is not None and why is not LATER:
                 self._start(flow, state, why)
-            elif self.threshold is not None and content_length(resp) is None \
-                    and has_body(flow):
+            elif why is LATER and self.threshold is not None:
                 # unknown length: mitmproxy buffers it until stream_large_bodies, then
                 # switches to streaming; the edge decides at that moment
                 at = self.threshold
@@ -100,17 +109,18 @@ class Streams:
         if (lk is not None and lk.status is CacheStatus.EXPIRED and lk.obj is not None
                 and lk.obj.stale_on_error and resp.status_code in ORIGIN_FAILURES):
             return None  # buffered, so that the stored object can be served STALE
-        if media_type(header(tuple(resp.headers.fields), b"content-type")) == \
-                b"text/event-stream":
+        content_type, length = _type_and_length(resp.headers.fields)
+        if media_type(content_type) == b"text/event-stream":
             return "an event stream (text/event-stream) is never buffered"
         if ex.state.features.get("response_body_buffering") == "none":
             return "Response Body Buffering is none for this request (facts 3.0.3)"
-        length = content_length(resp)
         if self.threshold is not None and length is not None and length > self.threshold:
             return (f"its Content-Length, {length} bytes, is more than "
                     f"{human_size(self.threshold)} ({self.option})")
         if resp.stream:
             return "mitmproxy's stream_large_bodies streams it"
+        if self.threshold is not None and length is None and resp.status_code != 304:
+            return LATER  # its length is not known: it may pass the threshold as it comes
         return None
 
     def _start(self, flow: http.HTTPFlow, state: FlowState, why: str,

@@ -176,13 +176,14 @@ def test_demo_stopped_by_sigterm_removes_its_directory_and_ca_key():
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=ROOT, start_new_session=True)
     try:
-        workdir = None
+        workdir, seen = None, []
         for line in proc.stdout:
+            seen.append(line)
             if m := re.search(r"The log of each decision: (\S+)/edge\.jsonl", line):
                 workdir = Path(m.group(1))
             if "Ctrl-C stops the demo" in line:
                 break
-        assert workdir is not None and (workdir / "mitmproxy-ca.pem").exists()
+        assert workdir is not None and (workdir / "mitmproxy-ca.pem").exists(), "".join(seen)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
         assert not workdir.exists()
