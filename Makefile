@@ -42,7 +42,7 @@ run: $(STAMP)
 	$(VENV)/bin/mitmdump --listen-host 127.0.0.1 -p 8080 -s addon/edge.py $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check addon tests
+	$(VENV)/bin/ruff check addon tests bench
 
 # Installs the test commands when this machine can (root, or sudo without a password);
 # otherwise stops with the one command that does it.

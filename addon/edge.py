@@ -1,6 +1,6 @@
 """mitmproxy entry script: `mitmdump -s addon/edge.py`. Keep this file tiny.
 
-mitmproxy loads this file outside any package (mitmproxy-notes 2.2), so the repository
+mitmproxy loads this file as a script outside any package, so the repository
 root goes on sys.path and cached `addon.*` modules are dropped, making a reload (touch
 this file) pick up edits to every module.
 """

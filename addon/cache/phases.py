@@ -1,4 +1,4 @@
-"""The cache's two phases in the pipeline (facts 10, steps 2 to 4): the lookup before the
+"""The cache's two phases in the exchange (facts 10, steps 2 to 4): the lookup before the
 origin is asked, and what the origin's answer does to the stored object.
 
 Plain data in, plain data out; the clock is a parameter, so a recording replays with the

@@ -1,5 +1,5 @@
 """Request time: is the request eligible for cache, and with which settings (facts 5.1, 6.1,
-6.2, 6.13). Cache rules were already applied, last match wins per setting (pipeline).
+6.2, 6.13). Cache rules were already applied, last match wins per setting (exchange/request.py).
 """
 
 from __future__ import annotations

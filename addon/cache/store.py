@@ -1,7 +1,7 @@
 """The cache's storage: one object per key, bounded in bytes, least recently used first out.
 
 An object is the origin's response as received (status, headers, raw body), so every
-visitor's copy goes through the delivery pipeline again (facts 1.5.2, 10 step 4).
+visitor's copy goes through the delivery phases again (facts 1.5.2, 10 step 4).
 """
 
 from __future__ import annotations

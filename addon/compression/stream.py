@@ -1,7 +1,7 @@
 """A response body as it passes the edge in pieces (mitmproxy's `stream` callable): decoded,
 rewritten and encoded piece by piece, or passed on untouched, and counted.
 
-The decision was made on the headers (pipeline.on_response with `streaming`); this only
+The decision was made on the headers (exchange/streaming.py); this only
 carries it out. When the origin pauses, the visitor gets everything produced so far (the
 encoders flush), so an event stream's events and a slow body's first bytes arrive as they
 leave the origin. Decoding goes in bounded steps, so a decompression bomb costs time,

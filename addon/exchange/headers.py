@@ -86,8 +86,8 @@ def _own_host_note(state: RequestState, body: Body) -> tuple[str, ...]:
         return ()
     return (f"Automatic HTTPS Rewrites turned {upgraded} link(s) to this very host into "
             "https:// while this page came over plain HTTP: the browser then asks the proxy "
-            "over HTTPS, which works once it trusts mitmproxy's CA (README, \"HTTPS in the "
-            "browser\"), or browse the site over HTTPS",)
+            "over HTTPS, which works once it trusts mitmproxy's CA (docs/workflows.md, "
+            "\"HTTPS in the browser\"), or browse the site over HTTPS",)
 
 
 def _byte_range(out: EdgeHeaders, content: Content, body: Body, response: Response,

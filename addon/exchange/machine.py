@@ -12,9 +12,9 @@ what it needs (sans I/O, in the spirit of h11 and hishel):
     Delivered   done: this response leaves, this record is logged
     Answer      done: the edge answers itself (its /cdn-cgi/ paths, a 52x)
 
-The mitmproxy layer drives it across hooks and threads (addon/mitm/edge.py); explain, the
-demo and the core tests drive it synchronously (exchange/run.py). Nothing else restates
-the order:
+The mitmproxy layer drives it across hooks and threads (addon/mitm/requests.py,
+responses.py, streams.py); explain, the demo and the core tests drive it synchronously
+(exchange/run.py). Nothing else restates the order:
 
     request phases -> /cdn-cgi/ -> cache lookup -> origin (or a stored object)
     -> cache response rules, fill or revalidation -> content phase -> re-code

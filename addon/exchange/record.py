@@ -44,7 +44,7 @@ def _doc(text: str, default: Any = None, optional: bool = False,
 class Record:
     ts: float = _doc("when the edge handled the response (Unix time)", 0.0)
     method: str = _doc("the visitor's method", "")
-    url: str = _doc("the URL the visitor asked for", "")
+    url: str = _doc("the URL the visitor asked for (with the host it used)", "")
     status: int | None = _doc("the status of the origin's response (or of the stored "
                               "object); none when the origin sent nothing usable")
     accept_encoding: str | None = _doc("the visitor's Accept-Encoding")
@@ -52,28 +52,33 @@ class Record:
     encoding_in: str = _doc("the coding of the origin's body", "identity")
     encoding_out: str = _doc("the coding of the visitor's body", "identity")
     action: Action = _doc("what the edge did to the body: pass, compress, decompress, "
-                          "transcode, rewrite, polish, served, error", Action.PASS)
+                          "transcode, rewrite (an HTML feature ran), polish, served (a "
+                          "/cdn-cgi/ path the edge answered), error (a 52x)", Action.PASS)
     etag_in: str | None = _doc("the origin's ETag")
     etag_out: str | None = _doc("the ETag the visitor got")
     etag_action: ETagAction = _doc("kept, weakened, removed or absent", ETagAction.ABSENT)
     changed: bool = _doc("the edge changed the response's coding, body or ETag", False)
-    reason: str = _doc("why, in one sentence, with the documented table row or 'modelled'",
-                       "")
+    reason: str = _doc("why, in one sentence, ending in [ETag table (...), row N, "
+                       "documented], [documented] or [modelled]; 'facts N.M' cites "
+                       "docs/facts.md", "")
     basis: Basis = _doc("documented or modelled", Basis.MODELLED)
     table_row: str | None = _doc("the row of Cloudflare's ETag table that applied")
     respect_strong_etags: bool = _doc("Respect Strong ETags was on for the request", False)
-    rules: list[str] = _doc("the rules that matched, in phase order", factory=list)
+    rules: list[str] = _doc('the rules that matched, in phase order, as section[position] '
+                            '"description"', factory=list)
     notes: list[str] = _doc("what else the edge noticed or assumed", factory=list)
     features: dict[str, dict[str, int]] = _doc("what each HTML feature changed", factory=dict)
     bytes_in: int = _doc("body bytes from the origin (or the stored object)", 0)
     bytes_out: int = _doc("body bytes to the visitor", 0)
-    cache_status: CacheStatus | None = _doc("cf-cache-status")
-    cache_key: str | None = _doc("the cache key")
-    cache_reason: str | None = _doc("why the cache did what it did")
-    age: int | None = _doc("the Age header a stored object got")
-    not_modified: NotModifiedBy | None = _doc("a 304 made by the edge or relayed from the "
-                                              "origin")
-    status_out: int = _doc("the status the visitor got", 0)
+    cache_status: CacheStatus | None = _doc("cf-cache-status: DYNAMIC, MISS, BYPASS, HIT, "
+                                            "EXPIRED, REVALIDATED, UPDATING or STALE")
+    cache_key: str | None = _doc("the object's cache key (none for DYNAMIC)")
+    cache_reason: str | None = _doc("why the cache did what it did, with the facts cited")
+    age: int | None = _doc("the Age sent (none when not served from cache)")
+    not_modified: NotModifiedBy | None = _doc("edge when the edge answered 304 itself, "
+                                              "origin when it relayed the origin's 304")
+    status_out: int = _doc("the status the visitor got (304, 206, 416 or 52x when the edge "
+                           "made them)", 0)
     unresolved: str | None = _doc("why a coding the visitor did not accept went out anyway",
                                   optional=True)
     egress: list[str] | None = _doc("what the last phase had to repair", optional=True)
@@ -104,6 +109,15 @@ class Record:
 FIELDS = tuple(f.name for f in fields(Record))
 OPTIONAL = tuple(f.name for f in fields(Record) if f.metadata.get("optional"))
 DOCS = {f.name: f.metadata["doc"] for f in fields(Record)}
+
+
+def docs_table() -> str:
+    """The table of docs/log.md, which a test keeps equal to this."""
+    rows = ["| field | meaning |", "|---|---|"]
+    for name in FIELDS:
+        only = " (only when present)" if name in OPTIONAL else ""
+        rows.append(f"| `{name}` | {DOCS[name]}{only} |")
+    return "\n".join(rows)
 
 
 def record(state: RequestState, source: Response, content: Content, body: Body,

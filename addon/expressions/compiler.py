@@ -135,10 +135,10 @@ class _Compiler(Comparisons):
             if name.startswith(CLOUDFLARE_ONLY_FIELD_PREFIXES):
                 raise self.error(
                     f"field `{name}` is a Cloudflare field this emulator cannot evaluate", node,
-                    hint="see the README's list of supported fields", cls=NotEmulatedError,
+                    hint="see docs/rules-file.md for the supported fields", cls=NotEmulatedError,
                 )  # fmt: skip
             close = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.6)
-            hint = f"did you mean `{close[0]}`?" if close else "see the README's list of fields."
+            hint = f"did you mean `{close[0]}`?" if close else "docs/rules-file.md lists them."
             if "." not in name or not close:
                 hint += f' If this is a value, quote it: "{name}"'
             raise self.error(f"unknown field `{name}`", node, hint=hint)

@@ -2,7 +2,8 @@
 Python bindings (python-lolhtml). The only module that imports them, so the engine can be
 replaced without touching the features.
 
-lol-html reads UTF-8 only (lolhtml-notes): callers hand it UTF-8 and convert around it.
+lol-html reads UTF-8 only (its Python bindings take str): callers hand it UTF-8 and
+convert around it.
 Markup no handler touches comes out byte for byte.
 """
 
@@ -22,7 +23,7 @@ TextHandler = Callable[[str, set[str]], str | None]
 
 
 class Element(Protocol):
-    """What the features use of lol-html's element (see lolhtml-notes for the rest)."""
+    """What the features use of lol-html's element (the rest is lol-html's own API)."""
 
     @property
     def tag_name(self) -> str: ...

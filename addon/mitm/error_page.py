@@ -7,7 +7,7 @@ the hook). For HTTP/1 visitors that page comes from one function,
 very message object the `error` hook saw as `flow.error.msg`. The edge wraps that function:
 an answer registered for that message object goes out instead; any other call is
 mitmproxy's own. HTTP/2 and HTTP/3 build their error inline, so those visitors still get
-mitmproxy's 502, and the log says so. tests/test_origin_errors.py pins this against the
+mitmproxy's 502, and the log says so. tests/e2e/test_origin_errors.py pins this against the
 mitmproxy installed.
 """
 

@@ -41,7 +41,7 @@ logger = logging.getLogger("cf_edge")
 # the GIL), so small responses never wait behind a big one and never pay for the hop.
 INLINE_RAW = 64 * 1024
 INLINE_DECODED = 256 * 1024
-INLINE_HTML = 64 * 1024  # rewriting costs about 20 ms per MB (lolhtml-notes): keep it short
+INLINE_HTML = 64 * 1024  # rewriting costs about 20 ms per MB (docs/performance.md)
 
 Later = Coroutine[Any, Any, None] | None  # what a hook returns: a coroutine when it must wait
 

@@ -1,4 +1,4 @@
-"""Shared helpers: build a zone and run one exchange through the real pipeline."""
+"""Shared helpers: build a zone and run one exchange (addon/exchange/run.py)."""
 
 from __future__ import annotations
 

@@ -163,7 +163,8 @@ def test_bytes_outside_rewritten_spans_are_exact():
 
 def test_a_long_text_node_is_one_chunk_so_no_address_is_split():
     # engine.py writes the document in one piece; lol-html then hands over a text node of
-    # any length in one chunk (lolhtml-notes). Addresses at 64 KiB and 1 MiB boundaries:
+    # any length in one chunk (measured with its bindings). Addresses at 64 KiB and 1 MiB
+    # boundaries:
     for at in (64 * 1024, 1 << 20):
         prefix = "<html><body><p>" + "x " * ((at - 20) // 2)
         page = prefix + " alice@example.com and more</p></body></html>"
