@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import gzip
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import brotli
 
+from addon.exchange.record import read_log
 from addon.mitm.zone_loader import BUNDLED_RULES
 
 EDGE = Path(__file__).resolve().parent.parent / "edge.py"
@@ -185,10 +185,9 @@ def _got(status: int, headers: dict[str, str]) -> str:
 def _next_record(log: Path, index: int, timeout: float = 10) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if log.exists():
-            lines = log.read_text(encoding="utf-8").splitlines()
-            if len(lines) > index:
-                return json.loads(lines[index])
+        records = read_log(log)
+        if len(records) > index:
+            return records[index]
         time.sleep(0.02)
     return {}
 

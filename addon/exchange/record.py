@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from addon.cache import Served
@@ -109,6 +110,16 @@ class Record:
 FIELDS = tuple(f.name for f in fields(Record))
 OPTIONAL = tuple(f.name for f in fields(Record) if f.metadata.get("optional"))
 DOCS = {f.name: f.metadata["doc"] for f in fields(Record)}
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The complete records of a JSON Lines log, which may be being written: a record the
+    writer has not finished yet (its line has no newline) is left for the next read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="backslashreplace")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines() if line]
 
 
 def docs_table() -> str:

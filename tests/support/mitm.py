@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -10,6 +9,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from addon.exchange.record import read_log
 
 ROOT = Path(__file__).resolve().parents[2]
 MITMDUMP = str(Path(sys.executable).with_name("mitmdump"))
@@ -79,8 +80,7 @@ class Mitmdump:
         flushes its log within half a second of a record)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [json.loads(line) for line in self.log.read_text().splitlines()] \
-                if self.log.exists() else []
+            found = read_log(self.log)
             if len(found) >= at_least:
                 return found
             if time.monotonic() > deadline:
