@@ -30,6 +30,7 @@ from addon.config.schema import RULE_KEYS
 from addon.config.schema import SETTINGS
 from addon.config.schema import STR
 from addon.config.schema import TOP_KEYS
+from addon.config.sources import Source
 from addon.config.yaml_reader import CheckedYaml
 from addon.config.yaml_reader import RulesFileError
 from addon.config.zone import DEFAULT_SETTINGS
@@ -37,6 +38,7 @@ from addon.config.zone import EMULATED_CACHE_PARAMETERS
 from addon.config.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
 from addon.config.zone import EMULATED_CONFIG_PARAMETERS
 from addon.config.zone import EMULATED_SETTINGS
+from addon.config.zone import OTHER_ACTIONS
 from addon.config.zone import RESPONSE_PHASES
 from addon.config.zone import RULESETS
 from addon.config.zone import Parameters
@@ -46,22 +48,29 @@ from addon.expressions import ExpressionError
 from addon.expressions import Phase
 from addon.expressions import compile_expression
 
+DEFAULT_PLAN = "pro"  # the plan of the bundled rules.yaml: a fresh Pro zone
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
 def load_rules(path: str | Path) -> Zone:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RulesFileError(f"{path}: cannot read the rules file: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise RulesFileError(f"{path}: the rules file is not UTF-8: {e}") from e
-    return parse_rules(text, str(path))
+    """The zone of a rules file, an API response saved as JSON, or a directory of them."""
+    source = Source(Path(path))
+    root = source.read()
+    return _Loader(str(path)).zone(root, tuple(source.notes))
 
 
 def parse_rules(text: str, name: str = "rules.yaml") -> Zone:
-    return _Loader(name).zone(text)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
+        raise RulesFileError(f"{name}:{where}invalid YAML: {e.problem}") from None
+    except yaml.YAMLError as e:
+        raise RulesFileError(f"{name}: invalid YAML: {e}") from None
+    if root is None:
+        raise RulesFileError(f"{name}: the rules file is empty; it needs at least `plan`")
+    return _Loader(name).zone(root)
 
 
 class _Loader(CheckedYaml):
@@ -70,26 +79,22 @@ class _Loader(CheckedYaml):
     def __init__(self, name: str):
         super().__init__(name)
         self.not_emulated: list[str] = []
+        self.unknown: list[str] = []  # keys Cloudflare may have that this tool does not know
 
-    def zone(self, text: str) -> Zone:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark
-            where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
-            raise RulesFileError(f"{self.name}:{where}invalid YAML: {e.problem}") from None
-        except yaml.YAMLError as e:
-            raise RulesFileError(f"{self.name}: invalid YAML: {e}") from None
-        if root is None:
-            raise RulesFileError(f"{self.name}: the rules file is empty; it needs at least `plan`")
+    def zone(self, root: yaml.Node, read: tuple[str, ...] = ()) -> Zone:
         top = self.mapping(root, "(top level)", TOP_KEYS)
         plan_node = top.get("plan")
         if plan_node is None:
-            raise self.fail(root, "plan", f"missing; one of {', '.join(PLANS)}")
-        plan = self.value(plan_node, "plan", PLANS)
+            if not read:  # our own rules file must say it
+                raise self.fail(root, "plan", f"missing; one of {', '.join(PLANS)}")
+            plan = DEFAULT_PLAN
+            read = (*read, f"no zone file: the plan is {DEFAULT_PLAN}")
+        else:
+            plan = self.value(plan_node, "plan", PLANS)
         settings = dict(DEFAULT_SETTINGS)
         if "settings" in top:
-            for key, node in self.mapping(top["settings"], "settings", SETTINGS).items():
+            for key, node in self.mapping(top["settings"], "settings", SETTINGS,
+                                          self.unknown).items():
                 settings[key] = self.value(node, f"settings.{key}", SETTINGS[key])
                 if key not in EMULATED_SETTINGS:
                     self.not_emulated.append(f"settings.{key}")
@@ -105,6 +110,8 @@ class _Loader(CheckedYaml):
             rulesets["cache_response_rules"],
             tuple(self.not_emulated),
             https_hosts,
+            tuple(self.unknown),
+            read,
         )
 
     def hosts(self, node: yaml.Node) -> tuple[str, ...]:
@@ -126,17 +133,23 @@ class _Loader(CheckedYaml):
             return []
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, section, "must be a list of rules")
-        return [self.rule(item, section, n) for n, item in enumerate(node.value, 1)]
+        rules = (self.rule(item, section, n) for n, item in enumerate(node.value, 1))
+        return [rule for rule in rules if rule is not None]
 
-    def rule(self, node: yaml.Node, section: str, position: int) -> Rule:
+    def rule(self, node: yaml.Node, section: str, position: int) -> Rule | None:
+        """A rule, or None for one whose action this tool does not model (noted)."""
         where = f"{section}[{position}]"
-        keys = self.mapping(node, where, RULE_KEYS)
+        keys = self.mapping(node, where, RULE_KEYS, self.unknown)
         values = {
             k: self.value(v, f"{where}.{k}", RULE_KEYS[k])
             for k, v in keys.items()
             if RULE_KEYS[k] != MAP and k != "expression"
         }
         phase_name, action = RULESETS[section]
+        if values.get("action") in OTHER_ACTIONS.get(section, ()):
+            self.not_emulated.append(f"{where}.action {values['action']} "
+                                     f"({self.where(keys['action'])})")
+            return None
         if "action" in values and values["action"] != action:
             raise self.fail(
                 keys["action"],
@@ -191,7 +204,7 @@ class _Loader(CheckedYaml):
                                      EMULATED_CACHE_RESPONSE_PARAMETERS),
         }.get(section, (CONFIG_PARAMETERS, EMULATED_CONFIG_PARAMETERS))
         params = {}
-        for key, value in self.mapping(node, where, schema).items():
+        for key, value in self.mapping(node, where, schema, self.unknown).items():
             if section == "cache_rules" and key in CACHE_SHAPES:
                 params[key] = self.shape(value, f"{where}.{key}", CACHE_SHAPES[key])
                 self.check_ttl(params[key], value, f"{where}.{key}")
@@ -205,7 +218,7 @@ class _Loader(CheckedYaml):
                 found: Any = params.get(head)
                 for name in rest:
                     found = found.get(name) if isinstance(found, dict) else None
-                if found is not None:
+                if found not in (None, False, {}):  # false: nothing asked of the edge
                     self.not_emulated.append(f"{where}.{part}")
             return cache_parameters(params)
         if section == "cache_response_rules":

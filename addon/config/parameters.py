@@ -185,7 +185,8 @@ def _names(value: Any) -> frozenset[str] | str | None:
     """The two API forms: `{list: [..]}` / `{all: true}`, and the older `[..]` / `["*"]`."""
     if value is None:
         return None
-    if isinstance(value, dict):
-        return ALL if value.get("all") else frozenset(value.get("list") or ())
+    if isinstance(value, dict):  # {list: ["*"]}: what tools write for exclude = ["*"]
+        names = frozenset(value.get("list") or ())
+        return ALL if value.get("all") or ALL in names else names
     names = frozenset(value)
     return ALL if ALL in names else names

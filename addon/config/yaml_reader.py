@@ -5,6 +5,7 @@ where it stands, every error naming the file, line, column and key.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 import yaml
@@ -15,6 +16,10 @@ from addon.config.schema import LIST
 from addon.config.schema import MAP
 from addon.config.schema import NAMES
 from addon.config.schema import STR
+
+SWITCHES = {"on": True, "off": False, "true": True, "false": False}
+_INTEGER = re.compile(r"^-?[0-9]+$")
+TYPO = 0.85  # an unknown key this close to a known one is taken for a typo
 
 
 class RulesFileError(ValueError):
@@ -28,8 +33,13 @@ class CheckedYaml:
     def fail(self, node: yaml.Node | None, key: str, message: str) -> RulesFileError:
         if node is None:
             return RulesFileError(f"{self.name}: {key}: {message}")
+        return RulesFileError(f"{self.where(node)}: {key}: {message}")
+
+    def where(self, node: yaml.Node) -> str:
+        """file:line:column of a node; a zone read from several files names the node's own."""
         mark = node.start_mark
-        return RulesFileError(f"{self.name}:{mark.line + 1}:{mark.column + 1}: {key}: {message}")
+        name = mark.name if mark.name and not mark.name.startswith("<") else self.name
+        return f"{name}:{mark.line + 1}:{mark.column + 1}"
 
     # -- structure --
 
@@ -53,13 +63,19 @@ class CheckedYaml:
                 if not 1 <= len(out[key]) <= 3:  # facts 1.5.7: 1 to 3 values
                     raise self.fail(value_node, f"{where}.{key}", "must list 1 to 3 values")
             return out
-        if spec == NAMES:  # [a, b] / ["*"] or {list: [a, b]} / {all: true}
+        if spec == NAMES:  # [a, b] / ["*"] / "*" or {list: [a, b]} / {all: true}
+            if isinstance(node, yaml.ScalarNode) and node.value == "*":
+                return ["*"]  # cloudflare-go and cf-terraforming write "all" this way
             if isinstance(node, yaml.MappingNode):
                 return self.shape(node, where, {"list": ("list", STR), "all": BOOL})
             return self.shape(node, where, ("list", STR))
         return self.value(node, where, spec)
 
-    def mapping(self, node: yaml.Node, where: str, allowed) -> dict[str, yaml.Node]:
+    def mapping(self, node: yaml.Node, where: str, allowed,
+                unknown: list[str] | None = None) -> dict[str, yaml.Node]:
+        """The keys of a mapping, each one allowed. With `unknown`, a key Cloudflare may
+        have that this tool does not know is noted there and left out, unless it is close
+        to a known one (a typo, which would change the meaning silently)."""
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, where, "must be a mapping of keys to values")
         out: dict[str, yaml.Node] = {}
@@ -68,12 +84,18 @@ class CheckedYaml:
             full = key if where == "(top level)" else f"{where}.{key}"
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                if unknown is not None and not difflib.get_close_matches(
+                        str(key), list(allowed), n=1, cutoff=TYPO):
+                    unknown.append(f"{full} ({self.where(key_node)})")
+                    continue
                 hint = (
                     f"; did you mean `{close[0]}`?" if close else f"; allowed: {', '.join(allowed)}"
                 )
                 raise self.fail(key_node, full, "unknown key" + hint)
             if key in out:
                 raise self.fail(key_node, full, "duplicate key")
+            if _is_null(value_node):
+                continue  # the API writes null for "not set"
             out[key] = value_node
         return out
 
@@ -97,10 +119,14 @@ class CheckedYaml:
             raise self.fail(node, key, f"must be a {kind if isinstance(kind, str) else 'string'}")
         value = self.construct(node, key)
         if kind == BOOL:
+            if isinstance(value, str) and value.lower() in SWITCHES:
+                return SWITCHES[value.lower()]  # "on" in JSON and HCL, as the API writes it
             if not isinstance(value, bool):
                 raise self.fail(node, key, f"must be on/off or true/false, not {node.value!r}")
             return value
         if kind == INT:
+            if isinstance(value, str) and _INTEGER.match(value):
+                return int(value)  # the Terraform provider writes some numbers as strings
             if not isinstance(value, int) or isinstance(value, bool):
                 raise self.fail(node, key, f"must be an integer, not {node.value!r}")
             return value
@@ -115,6 +141,10 @@ class CheckedYaml:
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise self.fail(node, key, f"must be one of {', '.join(kind)}, not {text!r}{hint}")
         return text
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
 def _construct(node: yaml.Node) -> Any:

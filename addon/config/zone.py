@@ -25,6 +25,8 @@ RULESETS = {
     "cache_response_rules": ("http_response_cache_settings", "set_cache_settings"),
 }
 RESPONSE_PHASES = ("compression_rules", "cache_response_rules")  # may read http.response.*
+# Other actions Cloudflare has in those phases: such rules are skipped and reported.
+OTHER_ACTIONS = {"cache_response_rules": ("set_cache_tags", "set_cache_control")}
 
 # Zone settings this version acts on; the rest are accepted and reported as not emulated.
 CONTENT_FEATURES = {*FEATURES, "polish"}
@@ -74,6 +76,9 @@ class Zone:
     not_emulated: tuple[str, ...]  # keys accepted but not acted on (reported once)
     # hosts known to serve HTTPS, for Automatic HTTPS Rewrites; empty: the request's host
     https_hosts: tuple[str, ...] = ()
+    # keys Cloudflare may have that this tool does not know (ignored, reported once)
+    unknown: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()  # what was read from which file (a directory, API responses)
 
     @property
     def rule_count(self) -> int:

@@ -51,6 +51,7 @@ class EdgeCache:
             "are evicted first.",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_cache" in updated or "cf_cache_size" in updated:
             size = options.size("cf_cache_size")

@@ -46,6 +46,7 @@ class EdgeLog:
             choices=EVENTLOG_CHOICES,
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_log" in updated:
             self._open(options.writable_file("cf_log"))

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy.utils import human
+
+logger = logging.getLogger("cf_edge")
+running = False  # mitmproxy has started (set by ZoneLoader.running)
+
+
+def refusing(configure: Callable[[Any, set[str]], None]) -> Callable[[Any, set[str]], None]:
+    """A configure hook whose OptionsError, at startup, is logged as one error line, which
+    stops mitmproxy as the error would, instead of mitmproxy's report of a failing script
+    with its traceback; once running, it is raised, so mitmproxy keeps the previous value."""
+
+    @functools.wraps(configure)
+    def checked(self: Any, updated: set[str]) -> None:
+        try:
+            configure(self, updated)
+        except exceptions.OptionsError as e:
+            if running:
+                raise
+            logger.error("%s", e)
+
+    return checked
 
 
 def size(name: str) -> int:

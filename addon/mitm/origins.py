@@ -50,6 +50,7 @@ class Origins:
             "Connection timed out (Cloudflare waits 19 s).",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_connect_timeout" in updated:
             self.connect_timeout = options.seconds("cf_connect_timeout")

@@ -16,6 +16,7 @@ from addon.exchange import Exchange
 from addon.http.conditional import CONDITIONAL_HEADERS
 from addon.http.messages import Response
 from addon.mitm import flowstate
+from addon.mitm import options
 from addon.mitm.convert import request_facts
 from addon.mitm.convert import response_facts
 from addon.mitm.flowstate import FlowState
@@ -43,6 +44,7 @@ class OriginProbe:
             "are lost (one extra origin request per URL).",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_diagnose_probe" in updated:
             self.enabled = bool(ctx.options.cf_diagnose_probe)

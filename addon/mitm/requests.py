@@ -72,6 +72,7 @@ class EdgeRequests:
             "decision in one line, for the browser's developer tools.",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_decode_limit" in updated:
             self.limit = options.size("cf_decode_limit")

@@ -25,6 +25,7 @@ class RunReport:
             "HTML page next to it, when mitmproxy stops or a recording has been replayed.",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_report" in updated:
             value = options.writable_file("cf_report")

@@ -59,6 +59,7 @@ class Streams:
             "event streams and what mitmproxy's stream_large_bodies streams.",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if not {"cf_stream", "stream_large_bodies"} & updated:
             return

@@ -1,5 +1,7 @@
-"""The rules file: loaded when cf_rules is set, re-read when it changes on disk. A broken
-edit is reported with its file:line:key and the previous rules stay in force.
+"""The zone (cf_rules): a rules file, an API response saved as JSON, or a directory of
+them (config/sources.py); loaded when cf_rules is set, re-read when any of its files
+changes on disk. A broken edit is reported with its file:line:key and the previous zone
+stays in force.
 """
 
 from __future__ import annotations
@@ -7,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from pathlib import Path
 
 from mitmproxy import ctx
@@ -15,7 +16,9 @@ from mitmproxy import exceptions
 
 from addon.config.loader import RulesFileError
 from addon.config.loader import load_rules
+from addon.config.sources import signature
 from addon.config.zone import Zone
+from addon.mitm import options
 
 logger = logging.getLogger("cf_edge")
 
@@ -28,17 +31,19 @@ class ZoneLoader:
     def __init__(self, known_options: tuple[str, ...] = ()) -> None:
         self.zone: Zone | None = None
         self.path: Path | None = None
-        self.mtime: float | None = None
+        self.seen: tuple[tuple[str, float], ...] = ()  # each file of the zone, its mtime
         self.watcher: asyncio.Task | None = None
         self.known_options = known_options  # every addon's, to name a misspelled one
 
     def load(self, loader) -> None:
         loader.add_option(
             "cf_rules", str, DEFAULT_RULES,
-            "Rules file describing the Cloudflare zone (plan, settings, cache, compression and "
-            "configuration rules). Re-read when it changes on disk.",
+            "The Cloudflare zone: a rules file (plan, settings, cache, compression and "
+            "configuration rules), an API response saved as JSON, or a directory of them. "
+            "Re-read when a file changes on disk.",
         )  # fmt: skip
 
+    @options.refusing
     def configure(self, updated: set[str]) -> None:
         if "cf_rules" not in updated:
             return
@@ -52,6 +57,7 @@ class ZoneLoader:
         self._install(zone, path)
 
     def running(self) -> None:
+        options.running = True
         typos = sorted(k for k in ctx.options.deferred if k.startswith("cf_"))
         if typos:
             logger.warning("unknown option(s) ignored: %s (known: %s)", ", ".join(typos),
@@ -61,41 +67,39 @@ class ZoneLoader:
                 self.watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def done(self) -> None:
+        options.running = False
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
 
     def _install(self, zone: Zone, path: Path) -> None:
         first = self.zone is None
-        self.zone, self.path, self.mtime = zone, path, _mtime(path)
+        self.zone, self.path, self.seen = zone, path, signature(path)
         logger.info("cf_edge: %s %s: plan %s, %d rule(s)", "loaded" if first else "reloaded",
                     path, zone.plan, zone.rule_count)
+        for line in zone.read:
+            logger.info("cf_edge: read %s", line)
         if zone.not_emulated:
             logger.info("cf_edge: accepted but not emulated yet: %s",
                         ", ".join(zone.not_emulated))
+        if zone.unknown:
+            logger.info("cf_edge: not known to this tool, ignored: %s", ", ".join(zone.unknown))
 
     async def _watch(self) -> None:
-        reported: float | None = None
+        reported: tuple[tuple[str, float], ...] = ()
         while True:
             await asyncio.sleep(RELOAD_INTERVAL)
             path = self.path
             if path is None:
                 continue
-            mtime = _mtime(path)
-            if mtime is None or mtime == self.mtime or mtime == reported:
+            seen = signature(path)  # every file of a directory: one changed, one came or went
+            if not seen or seen == self.seen or seen == reported:
                 continue
             try:
                 zone = load_rules(path)
             except RulesFileError as e:
-                reported = mtime
+                reported = seen
                 logger.warning("cf_edge: rules file not reloaded, previous rules stay in "
                                "force:\n%s", e)
                 continue
             self._install(zone, path)
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return None

@@ -20,13 +20,14 @@ EDGE = str(ROOT / "addon" / "edge.py")
 class Mitmdump:
     """mitmdump on 127.0.0.1 with a free port and its own confdir.
 
-    With `rules`, the addon runs with that rules file and a JSON Lines log; without, it is
+    With `rules` (its text, or the path of a zone's file or directory), the addon runs
+    with it and a JSON Lines log; without, it is
     bare mitmdump. `reverse_to` puts it in reverse-proxy mode in front of that port;
     `cpus` pins it to those CPUs.
     """
 
-    def __init__(self, tmp: Path, rules: str | None, *extra: str, reverse_to: int | None = None,
-                 log: bool = True, cpus: set[int] | None = None):
+    def __init__(self, tmp: Path, rules: str | Path | None, *extra: str,
+                 reverse_to: int | None = None, log: bool = True, cpus: set[int] | None = None):
         tmp.mkdir(parents=True, exist_ok=True)
         self.rules = tmp / "rules.yaml"
         self.log = tmp / "cf.jsonl"
@@ -35,8 +36,11 @@ class Mitmdump:
         if reverse_to is not None:
             args += ["--mode", f"reverse:http://127.0.0.1:{reverse_to}",
                      "--set", "keep_host_header=true"]
-        if rules is not None:
+        if isinstance(rules, Path):  # a zone as it stands: a file or a directory
+            self.rules = rules
+        elif rules is not None:
             self.rules.write_text(rules)
+        if rules is not None:
             args += ["-s", EDGE, "--set", f"cf_rules={self.rules}"]
             if log:
                 args += ["--set", f"cf_log={self.log}"]

@@ -1,0 +1,130 @@
+"""A zone as Cloudflare's API returns it (tests/data/cloudflare/api: the zone, its settings
+and four phase entrypoints, plus a rules.yaml) given to mitmdump as a directory: what the
+edge then does, through a real mitmdump in front of a real loopback origin."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from addon.http import codings
+from tests.support.loopback import Client
+from tests.support.loopback import Origin
+from tests.support.loopback import Route
+from tests.support.loopback import response
+from tests.support.loopback import run
+from tests.support.mitm import Mitmdump
+
+API = Path(__file__).resolve().parents[1] / "data" / "cloudflare" / "api"
+CSS = b"body { color: #333; margin: 0 auto; padding: 1em; }\n" * 40
+JS = b"function hello() { return 'hello, world'; }\n" * 40
+PAGE = b"<html><body><p>Write to team@example.com</p>" + b"<p>filler text</p>" * 40 + \
+    b"</body></html>"
+BOTH = [(b"Accept-Encoding", b"gzip, br")]
+
+
+def _origin() -> Origin:
+    return Origin({
+        b"/style.css": Route(response(200, [(b"Content-Type", b"text/css"),
+                                            (b"ETag", b'"css1"')], CSS)),
+        b"/app.js": Route(response(200, [(b"Content-Type", b"text/javascript"),
+                                         (b"ETag", b'"js1"')], JS)),
+        b"/static/app.js": Route(response(200, [(b"Content-Type", b"text/javascript"),
+                                                (b"Content-Encoding", b"gzip"),
+                                                (b"ETag", b'"s1"')], gzip.compress(JS))),
+        b"/page": Route(response(200, [(b"Content-Type", b"text/html; charset=utf-8"),
+                                       (b"ETag", b'"p1"')], PAGE)),
+        b"/search": lambda target, head: Route(response(
+            200, [(b"Content-Type", b"text/plain")], b"results for " + target)),
+    })
+
+
+def _get(port: int, target: bytes, headers=BOTH):
+    async def go():
+        c = await Client.connect(port)
+        try:
+            return await c.get(target, headers)
+        finally:
+            await c.close()
+    return run(go())
+
+
+def test_the_zone_from_the_api_decides_what_the_edge_does(tmp_path):
+    origin = _origin()
+    try:
+        with Mitmdump(tmp_path, API, reverse_to=origin.port) as m:
+            out = m.output()
+            assert "plan business" in out and "phase http_response_compression" in out
+            assert "set_cache_tags" in out and "redirects_for_ai_training" in out  # reported
+
+            # the compression rule of the entrypoint decides the coding: gzip, not Brotli
+            css = _get(m.port, b"/style.css")
+            assert css.header(b"content-encoding") == b"gzip"
+            assert codings.decode(css.body, "gzip") == CSS
+            # the settings list turned Brotli off: the plan's order without br
+            js = _get(m.port, b"/app.js")
+            assert js.header(b"content-encoding") == b"gzip" and js.header(b"etag") == b'W/"js1"'
+            # ... and Email Obfuscation and Automatic HTTPS Rewrites: the page keeps its
+            # address and a (weakened) ETag
+            page = _get(m.port, b"/page")
+            assert b"team@example.com" in codings.decode(page.body, "gzip")
+            assert page.header(b"etag") == b'W/"p1"'
+            # the cache rule with Respect Strong ETags keeps the origin's gzip and strong ETag
+            static = _get(m.port, b"/static/app.js")
+            assert static.header(b"content-encoding") == b"gzip"
+            assert static.header(b"etag") == b'"s1"'
+            # exclude: "*" in the cache key: URLs that differ only in their query are one
+            first = _get(m.port, b"/search?q=one")
+            second = _get(m.port, b"/search?q=two")
+            assert first.header(b"cf-cache-status") == b"MISS"
+            assert second.header(b"cf-cache-status") == b"HIT"
+            assert second.body == first.body == b"results for /search?q=one"
+            records = m.records(at_least=6)
+            css_record = next(r for r in records if r["url"].endswith("/style.css"))
+            assert 'compression_rules[1] "Stylesheets: gzip only"' in css_record["rules"]
+    finally:
+        origin.stop()
+
+
+def test_a_changed_file_of_the_directory_is_reloaded(tmp_path):
+    zone = tmp_path / "zone"
+    shutil.copytree(API, zone)
+    origin = _origin()
+    try:
+        with Mitmdump(tmp_path / "proxy", zone, reverse_to=origin.port) as m:
+            assert _get(m.port, b"/app.js").header(b"content-encoding") == b"gzip"
+            settings = json.loads((zone / "settings.json").read_text())
+            for s in settings["result"]:
+                if s["id"] == "brotli":
+                    s["value"] = "on"
+            (zone / "settings.json").write_text(json.dumps(settings))
+            os.utime(zone / "settings.json", (time.time() + 5, time.time() + 5))
+            m.wait_for(r"reloaded .*zone: plan business")
+            assert _get(m.port, b"/app.js").header(b"content-encoding") == b"br"
+            # a broken edit is reported and the zone stays as it was
+            (zone / "http_response_compression.json").write_text('{"result": {"phase": ')
+            m.wait_for(r"http_response_compression.json:1:\d+: invalid JSON")
+            assert _get(m.port, b"/style.css").header(b"content-encoding") == b"gzip"
+    finally:
+        origin.stop()
+
+
+def test_bad_input_stops_mitmdump_with_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"result": {\n  "phase": "http_request_cache_settings",\n'
+                   '  "rules": [{"expression": "true", "action_parameters": '
+                   '{"cache": "sometimes"}}]}}')
+    import subprocess
+
+    from tests.support.mitm import EDGE
+    from tests.support.mitm import MITMDUMP
+    out = subprocess.run([MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", EDGE,
+                          "--set", f"cf_rules={bad}"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
+    assert f"{bad}:3:" in out.stdout and "cache_rules[1].action_parameters.cache: must be " \
+        "on/off or true/false, not 'sometimes'" in out.stdout
