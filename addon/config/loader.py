@@ -52,9 +52,10 @@ DEFAULT_PLAN = "pro"  # the plan of the bundled rules.yaml: a fresh Pro zone
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
-def load_rules(path: str | Path) -> Zone:
-    """The zone of a rules file, an API response saved as JSON, or a directory of them."""
-    source = Source(Path(path))
+def load_rules(path: str | Path, *more: str | Path) -> Zone:
+    """The zone of a rules file, an API response saved as JSON, or a directory of them
+    (and of `more` such files or directories, read after it)."""
+    source = Source(Path(path), *map(Path, more))
     root = source.read()
     return _Loader(str(path)).zone(root, tuple(source.notes))
 

@@ -35,8 +35,9 @@ OURS = "rules.yaml"  # in a directory, applied last: what the API does not hold
 class Source:
     """One zone's files, read and merged into a rules-file node tree."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *more: Path):
         self.path = path
+        self.more = more  # further files or directories, read after `path`
         self.notes: list[str] = []  # what was read from where, and what was left out
         self.plan: yaml.Node | None = None
         self.settings: list[tuple[yaml.Node, yaml.Node]] = []
@@ -45,11 +46,14 @@ class Source:
         self.other: list[tuple[yaml.Node, yaml.Node]] = []  # rules.yaml's other keys
 
     def files(self) -> list[Path]:
-        if not self.path.is_dir():
-            return [self.path]
-        found = sorted(p for p in self.path.iterdir()
-                       if p.suffix in READ and p.is_file() and not p.name.startswith("."))
-        return sorted(found, key=lambda p: p.name == OURS)  # ours last
+        found: list[Path] = []
+        for path in (self.path, *self.more):
+            if not path.is_dir():
+                found.append(path)
+                continue
+            found += sorted(p for p in path.iterdir()
+                            if p.suffix in READ and p.is_file() and not p.name.startswith("."))
+        return sorted(found, key=lambda p: p.name == OURS)  # ours last (a stable sort)
 
     def read(self) -> yaml.MappingNode:
         files = self.files()
@@ -57,7 +61,7 @@ class Source:
             raise RulesFileError(f"{self.path}: no rules file in this directory (looked for "
                                  f"{', '.join('*' + s for s in READ)})")
         roots = [(f, compose(f)) for f in files]
-        if not self.path.is_dir() and _ours(roots[0][1]):
+        if len(roots) == 1 and not self.path.is_dir() and _ours(roots[0][1]):
             return roots[0][1]  # one rules file: checked as it stands
         for f, root in roots:
             self.add(f, root)
@@ -151,6 +155,9 @@ class Source:
                         f"{self.section_from[section]}); a zone has one per phase")
         self.section_from[section] = path.name
         rules = _get(body, "rules")
+        if rules is not None and not _is_null(rules) and not isinstance(rules,
+                                                                        yaml.SequenceNode):
+            raise _fail(rules, "rules: must be a list of rules")
         items = rules.value if isinstance(rules, yaml.SequenceNode) else []
         self.sections.setdefault(section, []).extend(items)
         self.notes.append(f"{path.name}: phase {phase}, {len(items)} rule(s) as {section}")

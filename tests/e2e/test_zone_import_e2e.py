@@ -8,8 +8,12 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from addon.http import codings
 from tests.support.loopback import Client
@@ -17,6 +21,9 @@ from tests.support.loopback import Origin
 from tests.support.loopback import Route
 from tests.support.loopback import response
 from tests.support.loopback import run
+from tests.support.mitm import EDGE
+from tests.support.mitm import MITMDUMP
+from tests.support.mitm import ROOT
 from tests.support.mitm import Mitmdump
 
 API = Path(__file__).resolve().parents[1] / "data" / "cloudflare" / "api"
@@ -53,13 +60,26 @@ def _get(port: int, target: bytes, headers=BOTH):
     return run(go())
 
 
-def test_the_zone_from_the_api_decides_what_the_edge_does(tmp_path):
+def _imported(tmp_path: Path) -> Path:
+    """The same zone through `python -m addon import`, as a rules.yaml."""
+    out = tmp_path / "imported.yaml"
+    done = subprocess.run([sys.executable, "-m", "addon", "import", str(API), "-o", str(out)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize("form", ["directory", "imported"])
+def test_the_zone_from_the_api_decides_what_the_edge_does(tmp_path, form):
+    zone = API if form == "directory" else _imported(tmp_path)
     origin = _origin()
     try:
-        with Mitmdump(tmp_path, API, reverse_to=origin.port) as m:
+        with Mitmdump(tmp_path / "proxy", zone, reverse_to=origin.port) as m:
             out = m.output()
-            assert "plan business" in out and "phase http_response_compression" in out
-            assert "set_cache_tags" in out and "redirects_for_ai_training" in out  # reported
+            assert "plan business" in out
+            if form == "directory":  # reported at startup (as comments in the imported file)
+                assert "phase http_response_compression" in out
+                assert "set_cache_tags" in out and "redirects_for_ai_training" in out
 
             # the compression rule of the entrypoint decides the coding: gzip, not Brotli
             css = _get(m.port, b"/style.css")
@@ -118,10 +138,6 @@ def test_bad_input_stops_mitmdump_with_the_file_and_line(tmp_path):
     bad.write_text('{"result": {\n  "phase": "http_request_cache_settings",\n'
                    '  "rules": [{"expression": "true", "action_parameters": '
                    '{"cache": "sometimes"}}]}}')
-    import subprocess
-
-    from tests.support.mitm import EDGE
-    from tests.support.mitm import MITMDUMP
     out = subprocess.run([MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", EDGE,
                           "--set", f"cf_rules={bad}"], capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)

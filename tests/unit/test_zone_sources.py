@@ -200,3 +200,31 @@ def test_a_phase_without_an_entrypoint_is_nothing_to_read(tmp_path):
                     "http_response_compression phase"}]}))
     zone = load_rules(tmp_path)
     assert zone.rule_count == 0 and any("nothing to read" in line for line in zone.read)
+
+
+def _shape(zone):
+    return (zone.plan, zone.settings, zone.https_hosts, [
+        [(r.description, r.expression.source, r.enabled, r.action_parameters)
+         for r in getattr(zone, section)]
+        for section in ("configuration_rules", "cache_rules", "compression_rules",
+                        "cache_response_rules")])
+
+
+def test_import_writes_a_rules_file_that_is_the_same_zone(tmp_path):
+    from addon.cli import importer
+    out = tmp_path / "rules.yaml"
+    assert importer.main([str(API), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "# http_request_cache_settings.json:10, ref 5fd1d1f7a1ab4d1f9d4d5c7e1b3a2f10" in text
+    assert "#   settings.min_tls_version (" in text  # left out, and said
+    assert "action set_cache_tags is not emulated, kept as a comment" in text
+    assert _shape(load_rules(out)) == _shape(load_rules(API))
+
+
+def test_import_of_bad_input_is_one_line(tmp_path, capsys):
+    from addon.cli import importer
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"result": {"phase": "http_config_settings", "rules": 7}}')
+    assert importer.main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"import: {bad}:1:") and "Traceback" not in err
