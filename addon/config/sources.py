@@ -18,13 +18,15 @@ from pathlib import Path
 
 import yaml
 
+from addon.config.terraform import interpolated
+from addon.config.terraform import read_terraform
 from addon.config.yaml_reader import RulesFileError
 from addon.config.zone import RULESETS
 
 STR_TAG, MAP_TAG, SEQ_TAG = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:map",
                              "tag:yaml.org,2002:seq")
 PHASES = {phase: section for section, (phase, _) in RULESETS.items()}
-READ = (".yaml", ".yml", ".json")  # the files of a directory that are read
+READ = (".yaml", ".yml", ".json", ".tf")  # the files of a directory that are read
 ENVELOPE = ("result", "success", "errors", "messages", "result_info")
 RULESET_KEYS = ("id", "name", "description", "kind", "version", "phase", "last_updated",
                 "rules", "source")  # fmt: skip
@@ -60,12 +62,43 @@ class Source:
         if not files:
             raise RulesFileError(f"{self.path}: no rules file in this directory (looked for "
                                  f"{', '.join('*' + s for s in READ)})")
-        roots = [(f, compose(f)) for f in files]
-        if len(roots) == 1 and not self.path.is_dir() and _ours(roots[0][1]):
-            return roots[0][1]  # one rules file: checked as it stands
+        roots = [(f, None if f.suffix == ".tf" else compose(f)) for f in files]
+        first = roots[0][1]
+        if len(roots) == 1 and not self.path.is_dir() and first is not None and _ours(first):
+            return first  # one rules file: checked as it stands
         for f, root in roots:
-            self.add(f, root)
+            if root is None:
+                self.terraform(f)
+            else:
+                self.add(f, root)
         return self.merged()
+
+    def terraform(self, path: Path) -> None:
+        resources, notes = read_terraform(path, _read_text(path))
+        self.notes += notes
+        other = 0
+        for kind, name, body in resources:
+            if kind == "cloudflare_ruleset":
+                self.ruleset(path, body, terraform=True)
+            elif kind == "cloudflare_zone_settings_override":
+                settings = _get(body, "settings")
+                if isinstance(settings, yaml.MappingNode):
+                    self.settings.extend(settings.value)
+                    self.notes.append(f"{path.name}: {kind}.{name}, "
+                                      f"{len(settings.value)} zone setting(s)")
+            elif kind == "cloudflare_zone_setting":
+                key, value = _get(body, "setting_id"), _get(body, "value")
+                if key is None or value is None:
+                    raise _fail(body, f"{kind}.{name}: needs setting_id and value")
+                self.settings.append((key, value))
+                self.notes.append(f"{path.name}: {kind}.{name}, the zone setting {_text(key)}")
+            elif kind == "cloudflare_zone" and isinstance(_get(body, "plan"), yaml.ScalarNode):
+                self.plan = _get(body, "plan")
+                self.notes.append(f"{path.name}: {kind}.{name}, plan {_text(self.plan)}")
+            else:
+                other += 1
+        if other:
+            self.notes.append(f"{path.name}: {other} other resource(s) left alone")
 
     def add(self, path: Path, root: yaml.Node) -> None:
         if _ours(root):
@@ -139,12 +172,15 @@ class Source:
         self.notes.append(f"{path.name}: the zone {_text(_get(body, 'name')) or ''}, plan "
                           f"{_text(legacy)}".replace("  ", " "))
 
-    def ruleset(self, path: Path, body: yaml.MappingNode) -> None:
+    def ruleset(self, path: Path, body: yaml.MappingNode, terraform: bool = False) -> None:
         phase_node = _get(body, "phase")
         if phase_node is None:
             raise _fail(body, "the ruleset has no phase; save the entrypoint of a phase "
                         f"({', '.join(PHASES)})")
         phase = _text(phase_node)
+        if terraform and interpolated(phase_node) is not None:
+            raise _fail(phase_node, f"phase {phase}: only Terraform can resolve it; write "
+                        "the phase's name")
         section = PHASES.get(phase)
         if section is None:
             self.notes.append(f"{path.name}: phase {phase} is not emulated, its rules are "
@@ -159,8 +195,22 @@ class Source:
                                                                         yaml.SequenceNode):
             raise _fail(rules, "rules: must be a list of rules")
         items = rules.value if isinstance(rules, yaml.SequenceNode) else []
+        if terraform:
+            items = [item for item in items if self.resolvable(path, section, item)]
         self.sections.setdefault(section, []).extend(items)
         self.notes.append(f"{path.name}: phase {phase}, {len(items)} rule(s) as {section}")
+
+    def resolvable(self, path: Path, section: str, rule: yaml.Node) -> bool:
+        """A Terraform rule whose expression and parameters need no Terraform to read."""
+        for key in ("expression", "action_parameters", "enabled", "action"):
+            found = interpolated(_get(rule, key)) if _get(rule, key) is not None else None
+            if found is not None:
+                mark = found.start_mark
+                self.notes.append(f"{path.name}:{mark.line + 1}: a rule of {section} uses "
+                                  f"{found.value!r} in its {key}, which only Terraform can "
+                                  "resolve: the rule is skipped")
+                return False
+        return True
 
     def merged(self) -> yaml.MappingNode:
         mark = _mark(self.path)
@@ -176,14 +226,18 @@ class Source:
         return yaml.MappingNode(MAP_TAG, pairs, mark, mark)
 
 
-def compose(path: Path) -> yaml.Node:
-    """A file's YAML nodes, their marks naming the file."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as e:
         raise RulesFileError(f"{path}: cannot read the rules file: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise RulesFileError(f"{path}: the rules file is not UTF-8: {e}") from e
+
+
+def compose(path: Path) -> yaml.Node:
+    """A file's YAML nodes, their marks naming the file."""
+    text = _read_text(path)
     if path.suffix == ".json":
         text = text.replace("\t", " ")  # JSON may indent with tabs, YAML may not
     loader = yaml.SafeLoader(text)

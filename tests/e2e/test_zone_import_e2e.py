@@ -27,6 +27,7 @@ from tests.support.mitm import ROOT
 from tests.support.mitm import Mitmdump
 
 API = Path(__file__).resolve().parents[1] / "data" / "cloudflare" / "api"
+TERRAFORM = API.parent / "terraform"
 CSS = b"body { color: #333; margin: 0 auto; padding: 1em; }\n" * 40
 JS = b"function hello() { return 'hello, world'; }\n" * 40
 PAGE = b"<html><body><p>Write to team@example.com</p>" + b"<p>filler text</p>" * 40 + \
@@ -69,14 +70,15 @@ def _imported(tmp_path: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("form", ["directory", "imported"])
+@pytest.mark.parametrize("form", ["directory", "imported", "terraform-v4", "terraform-v5"])
 def test_the_zone_from_the_api_decides_what_the_edge_does(tmp_path, form):
-    zone = API if form == "directory" else _imported(tmp_path)
+    zone = {"directory": API, "terraform-v4": TERRAFORM / "v4" / "main.tf",
+            "terraform-v5": TERRAFORM / "v5"}.get(form) or _imported(tmp_path)
     origin = _origin()
     try:
         with Mitmdump(tmp_path / "proxy", zone, reverse_to=origin.port) as m:
             out = m.output()
-            assert "plan business" in out
+            assert ("plan pro" if form == "terraform-v5" else "plan business") in out
             if form == "directory":  # reported at startup (as comments in the imported file)
                 assert "phase http_response_compression" in out
                 assert "set_cache_tags" in out and "redirects_for_ai_training" in out
@@ -144,3 +146,14 @@ def test_bad_input_stops_mitmdump_with_the_file_and_line(tmp_path):
     assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
     assert f"{bad}:3:" in out.stdout and "cache_rules[1].action_parameters.cache: must be " \
         "on/off or true/false, not 'sometimes'" in out.stdout
+
+
+def test_an_hcl_syntax_error_stops_mitmdump_with_the_file_and_line(tmp_path):
+    bad = tmp_path / "main.tf"
+    bad.write_text('resource "cloudflare_ruleset" "x" {\n  phase = "http_config_settings"\n'
+                   '  rules = [{\n    expression = \n  }]\n}\n')
+    out = subprocess.run([MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", EDGE,
+                          "--set", f"cf_rules={bad}"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
+    assert f"cf_rules: {bad}:4:" in out.stdout and "invalid HCL" in out.stdout

@@ -221,6 +221,16 @@ def test_import_writes_a_rules_file_that_is_the_same_zone(tmp_path):
     assert _shape(load_rules(out)) == _shape(load_rules(API))
 
 
+@pytest.mark.parametrize("version", ["v4", "v5"])
+def test_import_of_terraform_is_the_same_zone(tmp_path, version):
+    from addon.cli import importer
+    source = API.parent / "terraform" / version
+    out = tmp_path / "rules.yaml"
+    assert importer.main([str(source), "-o", str(out)]) == 0
+    assert _shape(load_rules(out)) == _shape(load_rules(source))
+    assert "only Terraform can resolve" in out.read_text() or version == "v5"
+
+
 def test_import_of_bad_input_is_one_line(tmp_path, capsys):
     from addon.cli import importer
     bad = tmp_path / "bad.json"

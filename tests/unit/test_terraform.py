@@ -1,0 +1,76 @@
+"""Terraform files (HCL, provider v4 and v5) as the zone: the same zone as the API's
+shapes give, variables that only Terraform can resolve, and errors with file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from addon.config.loader import load_rules
+from addon.config.parameters import ALL
+from addon.config.yaml_reader import RulesFileError
+
+TERRAFORM = Path(__file__).resolve().parents[1] / "data" / "cloudflare" / "terraform"
+
+
+@pytest.mark.parametrize("version", ["v4", "v5"])
+def test_a_terraform_zone(version):
+    zone = load_rules(TERRAFORM / version)
+    assert zone.settings["brotli"] is False and zone.settings["email_obfuscation"] is False
+    assert zone.compression_rules[0].action_parameters.algorithms == ("gzip",)
+    static, search = zone.cache_rules
+    assert static.action_parameters.respect_strong_etags is True
+    ttl = static.action_parameters.edge_ttl
+    assert ttl.default == 3600 and (ttl.status_code_ttl[0].first,
+                                    ttl.status_code_ttl[0].last) == (500, 599)
+    assert search.action_parameters.cache_key.query.exclude == ALL  # ["*"], {list: ["*"]}
+
+
+def test_v4_blocks_the_zone_plan_and_what_terraform_alone_can_resolve():
+    zone = load_rules(TERRAFORM / "v4" / "main.tf")
+    assert zone.plan == "business"
+    assert [r.description for r in zone.configuration_rules] == [
+        "Blog: keep the text as written"]
+    skipped = next(line for line in zone.read if "only Terraform can resolve" in line)
+    assert skipped.startswith("main.tf:128: a rule of configuration_rules uses ")
+    assert "${var.app_prefix}" in skipped
+    assert "main.tf: 1 other resource(s) left alone" in zone.read  # the page rule
+    assert any(u.startswith("settings.browser_cache_ttl (") and "main.tf:29" in u
+               for u in zone.unknown)
+
+
+def test_v5_lines_point_at_each_rule():
+    zone = load_rules(TERRAFORM / "v5")
+    lines = (TERRAFORM / "v5" / "main.tf").read_text().splitlines()
+    for rule in (*zone.cache_rules, *zone.compression_rules):
+        assert "expression" in lines[rule.line - 1]
+    assert any("set_cache_tags" in n and "main.tf:88" in n for n in zone.not_emulated)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('resource "cloudflare_ruleset" "x" {\n  phase = "http_config_settings"\n  rules = [{\n'
+     '    expression = \n  }]\n}\n', r"main.tf:4:\d+: invalid HCL: unexpected '}]'"),
+    ('resource "cloudflare_ruleset" "x" {\n  phase = "http_request_cache_settings"\n'
+     '  rules = [{\n    expression = "true"\n    action_parameters = {\n'
+     '      cache = "maybe"\n    }\n  }]\n}\n',
+     r"main.tf:6:1: cache_rules\[1\].action_parameters.cache: must be on/off or true/false"),
+    ('resource "cloudflare_ruleset" "x" {\n  phase = var.phase\n  rules = []\n}\n',
+     r"main.tf:2:1: phase \$\{var.phase\}: only Terraform can resolve it"),
+    ('resource "cloudflare_ruleset" "x" {\n  phase = "http_config_settings"\n  rules = [{\n'
+     '    expression = "http.hots eq \\"a\\""\n    action_parameters = {}\n  }]\n}\n',
+     r"main.tf:4:\d+: configuration_rules\[1\].expression: invalid expression: unknown "
+     r"field `http.hots`"),
+])
+def test_errors_name_the_file_and_line(tmp_path, text, expected):
+    f = tmp_path / "main.tf"
+    f.write_text(text)
+    with pytest.raises(RulesFileError, match=expected):
+        load_rules(f)
+
+
+def test_terraform_and_a_rules_yaml_in_one_directory(tmp_path):
+    (tmp_path / "main.tf").write_text((TERRAFORM / "v5" / "main.tf").read_text())
+    (tmp_path / "rules.yaml").write_text("plan: enterprise\nsettings: {brotli: on}\n")
+    zone = load_rules(tmp_path)
+    assert zone.plan == "enterprise" and zone.settings["brotli"] is True  # applied last
