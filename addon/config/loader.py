@@ -18,6 +18,7 @@ from addon.compression.policy import ALGORITHM_KEYWORDS
 from addon.compression.policy import PLANS
 from addon.config.parameters import CacheResponseParameters
 from addon.config.parameters import CompressParameters
+from addon.config.parameters import ZoneCacheSettings
 from addon.config.parameters import cache_parameters
 from addon.config.schema import CACHE_NOT_EMULATED
 from addon.config.schema import CACHE_PARAMETERS
@@ -113,6 +114,7 @@ class _Loader(CheckedYaml):
             https_hosts,
             tuple(self.unknown),
             read,
+            ZoneCacheSettings.of(settings),
         )
 
     def hosts(self, node: yaml.Node) -> tuple[str, ...]:

@@ -76,6 +76,33 @@ class CacheKey:
     cookie_check_presence: tuple[str, ...] = ()
 
 
+CACHE_LEVELS = ("basic", "simplified", "aggressive")  # facts 6.19
+
+
+@dataclass(frozen=True)
+class ZoneCacheSettings:
+    """The zone settings that touch the cache, read once (facts 6.10, 6.16, 6.19, 6.20).
+    Cache rules beat them for a request they match (facts 5.1.7)."""
+
+    browser_ttl: BrowserTTL | None = None  # browser_cache_ttl; 0: respect existing headers
+    cache_level: str = "aggressive"  # basic: no query string, simplified: ignore it
+    development_mode: bool = False  # the cache is bypassed
+    sort_query_string: bool = False  # sort_query_string_for_cache
+    always_online: bool = False  # stale-while-revalidate ignored
+
+    @classmethod
+    def of(cls, settings: dict[str, Any]) -> ZoneCacheSettings:
+        ttl = settings.get("browser_cache_ttl") or 0
+        return cls(BrowserTTL("override_origin", ttl) if ttl > 0 else None,
+                   settings.get("cache_level", "aggressive"),
+                   bool(settings.get("development_mode")),
+                   bool(settings.get("sort_query_string_for_cache")),
+                   bool(settings.get("always_online")))
+
+
+ZONE_CACHE_DEFAULTS = ZoneCacheSettings()
+
+
 @dataclass(frozen=True)
 class CacheParameters:
     """set_cache_settings in http_request_cache_settings; None: the rule does not say, so

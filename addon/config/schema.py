@@ -17,6 +17,9 @@ BOOL, STR, INT, MAP, LIST, ANY = "boolean", "string", "integer", "mapping", "lis
 SETTINGS: dict[str, Any] = {
     "brotli": BOOL, **dict.fromkeys(FEATURES, BOOL), "fonts": BOOL,
     "polish": ("off", "lossless", "lossy", "webp"),
+    # the cache's (facts 6.10, 6.16, 6.19, 6.20)
+    "browser_cache_ttl": INT, "cache_level": ("basic", "simplified", "aggressive"),
+    "development_mode": BOOL, "sort_query_string_for_cache": BOOL, "always_online": BOOL,
 }  # fmt: skip
 
 # set_cache_settings action_parameters (facts 5.1.1-5.1.5)

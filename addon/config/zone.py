@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from addon.config.parameters import ZONE_CACHE_DEFAULTS
 from addon.config.parameters import CacheParameters
 from addon.config.parameters import CacheResponseParameters
 from addon.config.parameters import CompressParameters
 from addon.config.parameters import ConfigParameters
+from addon.config.parameters import ZoneCacheSettings
 from addon.expressions import Expression
 from addon.expressions import FieldValues
 from addon.html.feature import DOCUMENTED
@@ -30,7 +32,9 @@ OTHER_ACTIONS = {"cache_response_rules": ("set_cache_tags", "set_cache_control")
 
 # Zone settings this version acts on; the rest are accepted and reported as not emulated.
 CONTENT_FEATURES = {*FEATURES, "polish"}
-EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES}
+CACHE_SETTINGS = {"browser_cache_ttl", "cache_level", "development_mode",
+                  "sort_query_string_for_cache", "always_online"}
+EMULATED_SETTINGS = {"brotli", *CONTENT_FEATURES, *CACHE_SETTINGS}
 EMULATED_CACHE_PARAMETERS = {"respect_strong_etags", "cache", "edge_ttl", "browser_ttl",
                              "serve_stale", "cache_key", "origin_cache_control", "read_timeout"}
 EMULATED_CACHE_RESPONSE_PARAMETERS = {"strip_etags", "strip_last_modified", "strip_set_cookie"}
@@ -79,6 +83,7 @@ class Zone:
     # keys Cloudflare may have that this tool does not know (ignored, reported once)
     unknown: tuple[str, ...] = ()
     read: tuple[str, ...] = ()  # what was read from which file (a directory, API responses)
+    cache_defaults: ZoneCacheSettings = ZONE_CACHE_DEFAULTS  # from settings, read once
 
     @property
     def rule_count(self) -> int:

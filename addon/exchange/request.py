@@ -79,6 +79,9 @@ def request_phases(zone: Zone, request: Request) -> RequestState:
         features = dict(features)
         for name in DISABLED_BY_RESPECT_STRONG_ETAGS:  # facts 2.2.3
             features[name] = False
+    if zone.cache_defaults.development_mode and features.get("polish", "off") != "off":
+        features = dict(features)
+        features["polish"] = "off"  # Development Mode suspends Polish (facts 3.5.3, 6.20)
     uninspected: tuple[str, ...] = ()
     if features.get("response_body_buffering") == "none":  # streamed uninspected (3.0.3)
         uninspected = tuple(n for n in html.FEATURES if features.get(n))
@@ -89,7 +92,8 @@ def request_phases(zone: Zone, request: Request) -> RequestState:
     visitor_ae = wire_text(visitor) if visitor is not None else None
     # facts 1.3.1 / 1.3.3: overwritten unless Respect Strong ETags forwards the visitor's
     origin_ae = visitor_ae if rse else ORIGIN_ACCEPT_ENCODING
-    settings = cache_settings(request.method, request.target, params, zone.plan)
+    settings = cache_settings(request.method, request.target, params, zone.plan,
+                              zone.cache_defaults)
     return RequestState(request, visitor_ae, origin_ae, rse, features, tuple(matched),
                         turned_off, settings, f"{os.urandom(8).hex()}-{COLO}", uninspected)
 

@@ -36,7 +36,7 @@ def test_v4_blocks_the_zone_plan_and_what_terraform_alone_can_resolve():
     assert skipped.startswith("main.tf:128: a rule of configuration_rules uses ")
     assert "${var.app_prefix}" in skipped
     assert "main.tf: 1 other resource(s) left alone" in zone.read  # the page rule
-    assert any(u.startswith("settings.browser_cache_ttl (") and "main.tf:29" in u
+    assert any(u.startswith("settings.always_use_https (") and "main.tf:28" in u
                for u in zone.unknown)
 
 
