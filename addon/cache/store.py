@@ -33,6 +33,11 @@ class CachedObject:
     def __post_init__(self) -> None:
         self.size = len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + OVERHEAD
 
+    def tags(self) -> set[str]:
+        values = [v for k, v in self.headers if k.lower() == b"cache-tag"]
+        return {t.strip().lower() for v in values for t in v.decode("latin-1").split(",")
+                if t.strip()}
+
     def age(self, now: float) -> int:
         return max(int(now - self.stored_at), 0)
 
@@ -88,11 +93,16 @@ class Store:
             self.bytes -= obj.size
         return obj is not None
 
-    def purge(self, prefix: str | None = None, url: str | None = None) -> int:
-        """Purge everything, the objects of one URL, or those whose URL starts with prefix."""
+    def purge(self, prefix: str | None = None, url: str | None = None,
+              tag: str | None = None) -> int:
+        """Purge everything, the objects of one URL, those whose URL starts with prefix, or
+        those tagged `tag` (their Cache-Tag, case-insensitive, facts 6.22)."""
+        wanted = tag.strip().lower() if tag is not None else None
         keys = [k for k, o in self.objects.items()
-                if (prefix is None and url is None) or (url is not None and o.url == url)
-                or (prefix is not None and o.url.startswith(prefix))]
+                if (prefix is None and url is None and wanted is None)
+                or (url is not None and o.url == url)
+                or (prefix is not None and o.url.startswith(prefix))
+                or (wanted is not None and wanted in o.tags())]
         for key in keys:
             self.remove(key)
         self.counts["purged"] += len(keys)

@@ -4,7 +4,7 @@ read and edit what this tool understood.
 
 Each rule keeps its description and gets a comment naming where it came from (its `ref`,
 file and line); the header lists what was read, what is not emulated and what this tool
-does not know. Rules whose action is not modelled are kept as comments.
+does not know.
 """
 
 from __future__ import annotations
@@ -16,22 +16,25 @@ from typing import Any
 
 import yaml
 
+from addon.config.cache_actions import DIRECTIVES
 from addon.config.loader import load_rules
 from addon.config.schema import BOOL
 from addon.config.schema import CACHE_PARAMETERS
 from addon.config.schema import CACHE_RESPONSE_PARAMETERS
+from addon.config.schema import CACHE_TAGS
 from addon.config.schema import CONFIG_PARAMETERS
 from addon.config.schema import SETTINGS
 from addon.config.sources import Source
 from addon.config.yaml_reader import SWITCHES
 from addon.config.yaml_reader import RulesFileError
-from addon.config.zone import OTHER_ACTIONS
 from addon.config.zone import RULESETS
 from addon.config.zone import Zone
 
 KNOWN = {"configuration_rules": CONFIG_PARAMETERS, "cache_rules": CACHE_PARAMETERS,
          "cache_response_rules": CACHE_RESPONSE_PARAMETERS,
-         "compression_rules": {"algorithms": None}}  # fmt: skip
+         "compression_rules": {"algorithms": None},
+         "set_cache_control": dict.fromkeys(DIRECTIVES), "set_cache_tags": CACHE_TAGS,
+         }  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -88,13 +91,12 @@ def _rule(section: str, node: yaml.Node) -> list[str]:
     where = f"{Path(mark.name).name}:{mark.line + 1}"
     ref = rule.get("ref") or rule.get("id")
     head = f"  # {where}" + (f", ref {ref}" if ref else "")
-    if rule.get("action") in OTHER_ACTIONS.get(section, ()):
-        body = _dump([{k: v for k, v in rule.items() if v is not None}])
-        return [head + f": action {rule['action']} is not emulated, kept as a comment",
-                *("  # " + line for line in body)]
     params = rule.get("action_parameters") or {}
-    known = KNOWN[section]
+    action = rule.get("action") or RULESETS[section][1]
+    known = KNOWN.get(action) or KNOWN[section]
     kept: dict[str, Any] = {}
+    if action != RULESETS[section][1]:
+        kept["action"] = action
     if rule.get("description"):
         kept["description"] = rule["description"]
     expression = rule.get("expression")

@@ -16,6 +16,8 @@ import yaml
 from addon.compression.policy import ALGORITHM_CODINGS
 from addon.compression.policy import ALGORITHM_KEYWORDS
 from addon.compression.policy import PLANS
+from addon.config.cache_actions import cache_control
+from addon.config.cache_actions import cache_tags
 from addon.config.parameters import CacheResponseParameters
 from addon.config.parameters import CompressParameters
 from addon.config.parameters import ZoneCacheSettings
@@ -34,12 +36,12 @@ from addon.config.schema import TOP_KEYS
 from addon.config.sources import Source
 from addon.config.yaml_reader import CheckedYaml
 from addon.config.yaml_reader import RulesFileError
+from addon.config.zone import ACTIONS
 from addon.config.zone import DEFAULT_SETTINGS
 from addon.config.zone import EMULATED_CACHE_PARAMETERS
 from addon.config.zone import EMULATED_CACHE_RESPONSE_PARAMETERS
 from addon.config.zone import EMULATED_CONFIG_PARAMETERS
 from addon.config.zone import EMULATED_SETTINGS
-from addon.config.zone import OTHER_ACTIONS
 from addon.config.zone import RESPONSE_PHASES
 from addon.config.zone import RULESETS
 from addon.config.zone import Parameters
@@ -149,15 +151,12 @@ class _Loader(CheckedYaml):
             if RULE_KEYS[k] != MAP and k != "expression"
         }
         phase_name, action = RULESETS[section]
-        if values.get("action") in OTHER_ACTIONS.get(section, ()):
-            self.not_emulated.append(f"{where}.action {values['action']} "
-                                     f"({self.where(keys['action'])})")
-            return None
-        if "action" in values and values["action"] != action:
+        allowed = ACTIONS.get(section, (action,))
+        if values.get("action", action) not in allowed:
             raise self.fail(
                 keys["action"],
                 f"{where}.action",
-                f"must be {action!r} in {section} (phase {phase_name})",
+                f"must be {' or '.join(map(repr, allowed))} in {section} (phase {phase_name})",
             )
         if "expression" not in keys:
             raise self.fail(
@@ -168,8 +167,11 @@ class _Loader(CheckedYaml):
         if "action_parameters" not in keys:
             raise self.fail(node, f"{where}.action_parameters", "missing")
         params = self.action_parameters(
-            keys["action_parameters"], section, f"{where}.action_parameters"
+            keys["action_parameters"], section, f"{where}.action_parameters",
+            values.get("action", action)
         )
+        if params is None:
+            return None
         return Rule(
             section,
             position,
@@ -195,7 +197,12 @@ class _Loader(CheckedYaml):
                 + str(e).replace("(line ", "(expression line ", 1)
             ) from None
 
-    def action_parameters(self, node: yaml.Node, section: str, where: str) -> Parameters:
+    def action_parameters(self, node: yaml.Node, section: str, where: str, action: str
+                          ) -> Parameters | None:
+        if action == "set_cache_control":
+            return cache_control(self, node, where, self.unknown)
+        if action == "set_cache_tags":
+            return cache_tags(self, node, where, self.not_emulated)
         if section == "compression_rules":
             keys = self.mapping(node, where, {"algorithms": LIST})
             if "algorithms" not in keys:

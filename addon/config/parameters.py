@@ -151,6 +151,46 @@ class CacheResponseParameters:
 
 
 @dataclass(frozen=True)
+class DirectiveEdit:
+    """One Cache-Control directive a set_cache_control rule sets or removes (facts 5.2.2)."""
+
+    name: str
+    operation: str  # set | remove
+    value: int | None = None  # seconds: max-age, s-maxage, stale-if-error, ...
+    qualifiers: tuple[str, ...] = ()  # header names: private="x", no-cache="x"
+    cloudflare_only: bool = False  # changes the edge's caching only, not what visitors see
+
+    def text(self) -> str:
+        if self.value is not None:
+            return f"{self.name}={self.value}"
+        if self.qualifiers:
+            return f'{self.name}="{", ".join(self.qualifiers)}"'
+        return self.name
+
+
+@dataclass(frozen=True)
+class CacheControlParameters:
+    """set_cache_control in http_response_cache_settings; last match wins per directive."""
+
+    directives: tuple[DirectiveEdit, ...]
+
+
+@dataclass(frozen=True)
+class CacheTagParameters:
+    """set_cache_tags in http_response_cache_settings (facts 5.2.2)."""
+
+    operation: str  # add | remove | set
+    values: tuple[str, ...]
+
+    def apply(self, tags: list[str]) -> list[str]:
+        if self.operation == "set":
+            return list(dict.fromkeys(self.values))
+        if self.operation == "remove":
+            return [t for t in tags if t not in self.values]
+        return list(dict.fromkeys((*tags, *self.values)))
+
+
+@dataclass(frozen=True)
 class CompressParameters:
     """compress_response in http_response_compression."""
 

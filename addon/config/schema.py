@@ -64,6 +64,16 @@ CACHE_RESPONSE_PARAMETERS: dict[str, Any] = {
     "strip_etags": BOOL, "strip_last_modified": BOOL, "strip_set_cookie": BOOL,
 }  # fmt: skip
 
+# set_cache_control and set_cache_tags in http_response_cache_settings (facts 5.2.2)
+CACHE_CONTROL_SECONDS = ("max-age", "s-maxage", "stale-if-error", "stale-while-revalidate")
+CACHE_CONTROL_QUALIFIED = ("private", "no-cache")
+CACHE_CONTROL_FLAGS = ("no-store", "no-transform", "must-revalidate", "proxy-revalidate",
+                       "must-understand", "public", "immutable")  # fmt: skip
+CACHE_CONTROL_DIRECTIVE = {"operation": ("set", "remove"), "value": INT,
+                           "qualifiers": ("list", STR), "cloudflare_only": BOOL}
+CACHE_TAGS = {"operation": ("add", "remove", "set"), "values": ("list", STR),
+              "expression": STR}
+
 # set_config action_parameters (facts 4.2, 4.3)
 CONFIG_PARAMETERS: dict[str, Any] = {
     **dict.fromkeys(FEATURES, BOOL), "bic": BOOL, "disable_rum": BOOL, "disable_zaraz": BOOL,

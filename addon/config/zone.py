@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from addon.config.parameters import ZONE_CACHE_DEFAULTS
+from addon.config.parameters import CacheControlParameters
 from addon.config.parameters import CacheParameters
 from addon.config.parameters import CacheResponseParameters
+from addon.config.parameters import CacheTagParameters
 from addon.config.parameters import CompressParameters
 from addon.config.parameters import ConfigParameters
 from addon.config.parameters import ZoneCacheSettings
@@ -27,8 +29,8 @@ RULESETS = {
     "cache_response_rules": ("http_response_cache_settings", "set_cache_settings"),
 }
 RESPONSE_PHASES = ("compression_rules", "cache_response_rules")  # may read http.response.*
-# Other actions Cloudflare has in those phases: such rules are skipped and reported.
-OTHER_ACTIONS = {"cache_response_rules": ("set_cache_tags", "set_cache_control")}
+# A section whose phase has several actions (facts 5.2.2): each rule says which.
+ACTIONS = {"cache_response_rules": ("set_cache_settings", "set_cache_tags", "set_cache_control")}
 
 # Zone settings this version acts on; the rest are accepted and reported as not emulated.
 CONTENT_FEATURES = {*FEATURES, "polish"}
@@ -49,7 +51,8 @@ ETAG_REMOVAL_DOCUMENTED = frozenset(
     name for name, f in FEATURES.items() if f.etag_removal == DOCUMENTED)
 
 
-Parameters = CacheParameters | CacheResponseParameters | CompressParameters | ConfigParameters
+Parameters = (CacheParameters | CacheResponseParameters | CompressParameters | ConfigParameters
+              | CacheControlParameters | CacheTagParameters)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from addon.exchange.record import record
 from addon.exchange.request import RequestState
 from addon.exchange.request import origin_headers
 from addon.exchange.request import request_phases
+from addon.exchange.response_cache import CacheRules
 from addon.exchange.response_cache import response_cache_rules
 from addon.exchange.steps import FULL_REPRESENTATION
 from addon.exchange.steps import AskOrigin
@@ -77,6 +78,7 @@ class Exchange(StreamingTransitions):
         self.source: Response | None = None  # what the visitor's copy is made of
         self.cache_rules: tuple[str, ...] = ()  # cache response rules that matched
         self.strip: tuple[bytes, ...] = ()  # headers they strip before storing
+        self.cached_as: Response | None = None  # a streamed response, as the cache reads it
         self.asked_again: list[str] = []
         self.waited = False  # for another request filling the same key
         self.from_store = False  # served without the origin (HIT, UPDATING, STALE at once)
@@ -136,9 +138,9 @@ class Exchange(StreamingTransitions):
         lk, store = self.lookup, self.ctx.store
         if store is None or lk is None or lk.obj is None:
             return "the cache is off"
-        strip, _ = self._response_cache_rules(response)
-        self.background = cache.after_background(store, lk, self.state.request, response,
-                                                 self.ctx.zone.plan, strip, now)
+        rules = self._response_cache_rules(response)
+        self.background = cache.after_background(store, lk, self.state.request, rules.response,
+                                                 self.ctx.zone.plan, rules.strip, now)
         return self.background
 
     # ---- the origin's answer, or its failure ----
@@ -167,10 +169,13 @@ class Exchange(StreamingTransitions):
         lk = self.lookup
         if lk is None:  # no cache phase ran
             return self._deliver(response)
-        strip, self.cache_rules = self._response_cache_rules(response)
-        served = cache.after_origin(self.ctx.store, lk, self.state.request, response,
-                                    self.ctx.zone.plan, strip, self.now,
+        rules = self._response_cache_rules(response)
+        self.cache_rules = rules.labels
+        served = cache.after_origin(self.ctx.store, lk, self.state.request, rules.response,
+                                    self.ctx.zone.plan, rules.strip, self.now,
                                     recorded=not self.live)
+        if rules.note:
+            served = replace(served, reason=f"{served.reason}; {rules.note}")
         if second and self.refetching:
             served = replace(served, reason=f"{self.asked_again[-1]}; then {served.reason}")
         self.served = served
@@ -191,10 +196,10 @@ class Exchange(StreamingTransitions):
         assert self.served is not None
         return self._deliver(self.served.response)
 
-    def _response_cache_rules(self, response: Response
-                              ) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
-        self.strip, labels = response_cache_rules(self.ctx.zone, self.state.request, response)
-        return self.strip, labels
+    def _response_cache_rules(self, response: Response) -> CacheRules:
+        rules = response_cache_rules(self.ctx.zone, self.state.request, response)
+        self.strip = rules.strip
+        return rules
 
     # ---- delivery ----
 

@@ -31,10 +31,12 @@ class StreamingTransitions:
         self.origin = response
         lk, keep = self.lookup, 0
         if lk is not None:
-            strip, self.cache_rules = self._response_cache_rules(response)
+            rules = self._response_cache_rules(response)
+            self.cache_rules = rules.labels
+            self.cached_as = rules.response  # the headers the stored object gets
             self.served, keep = cache.before_body(self.ctx.store, lk, self.state.request,
-                                                  response, self.ctx.zone.plan, strip,
-                                                  self.now)
+                                                  rules.response, self.ctx.zone.plan,
+                                                  rules.strip, self.now)
         source = self.served.response if self.served is not None else response
         content = content_phase(self.ctx.zone, self.state, source, self.ctx.probes)
         body = stream_body(content, keep)
@@ -57,7 +59,7 @@ class StreamingTransitions:
         lk, store, served = self.lookup, self.ctx.store, self.served
         if kept is not None and lk is not None and store is not None and served is not None \
                 and served.key is not None:
-            whole = replace(self.origin, body=kept, streaming=False)
+            whole = replace(self.cached_as or self.origin, body=kept, streaming=False)
             stored = cache.after_origin(store, lk, self.state.request, whole,
                                         self.ctx.zone.plan, self.strip, now)
             if stored.stored:

@@ -143,6 +143,12 @@ class EdgeCache:
         return self._purged(self.store.purge(prefix=prefix) if self.store else 0,
                             f"{prefix}*")
 
+    @command.command("cf.cache.purge_tag")
+    def purge_tag(self, tag: str) -> int:
+        """Purge the objects tagged with this cache tag (their Cache-Tag, as the origin sent
+        it and Cache Response Rules' set_cache_tags edited it)."""
+        return self._purged(self.store.purge(tag=tag) if self.store else 0, f"tag {tag}")
+
     @command.command("cf.cache.stats")
     def stats(self) -> str:
         """The edge cache's statistics as JSON (objects, bytes, capacity, counts)."""

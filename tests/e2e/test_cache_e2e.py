@@ -290,15 +290,20 @@ def test_purge_and_stats_commands(tmp_path):
         tctx.options.update(cf_rules=str(tmp_path / "rules.yaml"), cf_cache_size="1m")
         assert edge.store is not None and edge.store.capacity == 1 << 20
         for n, url in enumerate(("http://e.test/a.css", "http://e.test/img/1.png",
-                                 "http://e.test/img/2.png", "http://e.test/b.js")):
-            edge.store.put(CachedObject(str(n), url, 200, (), b"x" * 100, 0.0, 60))
+                                 "http://e.test/img/2.png", "http://e.test/b.js",
+                                 "http://e.test/c.js")):
+            tags = ((b"Cache-Tag", b"Blog, js"),) if n >= 3 else ()
+            edge.store.put(CachedObject(str(n), url, 200, tags, b"x" * 100, 0.0, 60))
         call = tctx.master.commands.call
-        assert json.loads(call("cf.cache.stats"))["objects"] == 4
+        assert json.loads(call("cf.cache.stats"))["objects"] == 5
         assert call("cf.cache.purge_url", "http://e.test/a.css") == 1
         assert call("cf.cache.purge_prefix", "http://e.test/img/") == 2
+        assert call("cf.cache.purge_tag", "blog") == 2  # tags are case-insensitive
+        assert call("cf.cache.purge_tag", "blog") == 0
+        edge.store.put(CachedObject("9", "http://e.test/d.js", 200, (), b"x", 0.0, 60))
         assert call("cf.cache.purge") == 1
         stats = json.loads(call("cf.cache.stats"))
-        assert stats["objects"] == 0 and stats["purged"] == 4
+        assert stats["objects"] == 0 and stats["purged"] == 6
         tctx.options.update(cf_cache=False)
         assert edge.store is None and json.loads(call("cf.cache.stats")) == {"enabled": False}
 
@@ -352,3 +357,31 @@ def test_stale_when_the_origin_fails_or_is_gone(tmp_path):
         origin.stop()
 
 
+
+
+def test_a_set_cache_control_rule_changes_what_the_cache_stores(tmp_path, origin):
+    origin.routes[b"/short.css"] = origin_with([*ETAG_CSS, (b"Cache-Control", b"max-age=1"),
+                                                (b"Cache-Tag", b"styles")])
+    origin.routes[b"/other.css"] = origin_with([*ETAG_CSS, (b"Cache-Control", b"max-age=1")])
+    rules = RULES + """cache_response_rules:
+  - action: set_cache_control
+    expression: http.request.uri.path eq "/short.css"
+    action_parameters:
+      max-age: {operation: set, value: 3600}
+  - action: set_cache_tags
+    expression: "true"
+    action_parameters: {operation: add, values: [site]}
+"""
+    with proxy(tmp_path, origin, rules) as m:
+        first = get(m.port, b"/short.css", GZ)
+        assert first.header(b"cache-control") == b"max-age=3600"
+        assert first.header(b"cache-tag") is None  # the edge keeps tags to itself
+        get(m.port, b"/other.css", GZ)
+        time.sleep(1.5)  # past the origin's max-age=1
+        assert get(m.port, b"/short.css", GZ).header(b"cf-cache-status") == b"HIT"
+        assert get(m.port, b"/other.css", GZ).header(b"cf-cache-status") in (b"EXPIRED",
+                                                                            b"REVALIDATED")
+        assert len(seen(origin, b"/short.css")) == 1
+        record = m.wait_records(lambda r: r["url"].endswith("/short.css"))
+        assert any("set_cache_control" in r or "cache_response_rules[1]" in r
+                   for r in record["rules"])

@@ -81,7 +81,7 @@ def test_the_zone_from_the_api_decides_what_the_edge_does(tmp_path, form):
             assert ("plan pro" if form == "terraform-v5" else "plan business") in out
             if form == "directory":  # reported at startup (as comments in the imported file)
                 assert "phase http_response_compression" in out
-                assert "set_cache_tags" in out and "redirects_for_ai_training" in out
+                assert "redirects_for_ai_training" in out and "min_tls_version" in out
 
             # the compression rule of the entrypoint decides the coding: gzip, not Brotli
             css = _get(m.port, b"/style.css")

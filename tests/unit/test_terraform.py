@@ -45,7 +45,9 @@ def test_v5_lines_point_at_each_rule():
     lines = (TERRAFORM / "v5" / "main.tf").read_text().splitlines()
     for rule in (*zone.cache_rules, *zone.compression_rules):
         assert "expression" in lines[rule.line - 1]
-    assert any("set_cache_tags" in n and "main.tf:88" in n for n in zone.not_emulated)
+    [tags] = zone.cache_response_rules
+    assert (tags.action_parameters.operation, tags.action_parameters.values) == ("add",
+                                                                                ("blog",))
 
 
 @pytest.mark.parametrize("text, expected", [

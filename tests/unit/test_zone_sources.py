@@ -42,11 +42,10 @@ def test_a_directory_of_api_responses_is_one_zone():
 
 def test_what_is_not_modelled_is_reported_with_its_file_and_line():
     zone = load_rules(API)
-    assert any("set_cache_tags (" in n and "http_response_cache_settings.json:22" in n
-               for n in zone.not_emulated)
-    assert any("set_cache_control" in n for n in zone.not_emulated)
-    assert [r.description for r in zone.cache_response_rules] == [
-        "API: no validators at the edge"]  # the other two actions are skipped
+    strip, tags, control = (r.action_parameters for r in zone.cache_response_rules)
+    assert strip.strip_etags and tags.values == ("blog",)
+    [edit] = control.directives
+    assert (edit.name, edit.value, edit.cloudflare_only) == ("s-maxage", 3600, True)
     assert any(u.startswith("configuration_rules[1].action_parameters."
                             "redirects_for_ai_training (") and "http_config_settings.json:22"
                in u for u in zone.unknown)
@@ -217,7 +216,7 @@ def test_import_writes_a_rules_file_that_is_the_same_zone(tmp_path):
     text = out.read_text()
     assert "# http_request_cache_settings.json:10, ref 5fd1d1f7a1ab4d1f9d4d5c7e1b3a2f10" in text
     assert "#   settings.min_tls_version (" in text  # left out, and said
-    assert "action set_cache_tags is not emulated, kept as a comment" in text
+    assert "action: set_cache_tags" in text and "cloudflare_only: true" in text
     assert _shape(load_rules(out)) == _shape(load_rules(API))
 
 
