@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from addon.config import page_rules
 from addon.config.terraform import interpolated
 from addon.config.terraform import read_terraform
 from addon.config.yaml_reader import RulesFileError
@@ -46,6 +48,7 @@ class Source:
         self.sections: dict[str, list[yaml.Node]] = {}
         self.section_from: dict[str, str] = {}  # section -> the API file that gave it
         self.other: list[tuple[yaml.Node, yaml.Node]] = []  # rules.yaml's other keys
+        self.page_rules: list[page_rules.PageRule] = []
 
     def files(self) -> list[Path]:
         found: list[Path] = []
@@ -92,6 +95,14 @@ class Source:
                     raise _fail(body, f"{kind}.{name}: needs setting_id and value")
                 self.settings.append((key, value))
                 self.notes.append(f"{path.name}: {kind}.{name}, the zone setting {_text(key)}")
+            elif kind == "cloudflare_page_rule":
+                actions = _get(body, "actions")
+                target = _get(body, "target")
+                if not isinstance(actions, yaml.MappingNode) or target is None:
+                    raise _fail(body, f"{kind}.{name}: needs target and actions")
+                self.page_rule(path, body, _text(target), _construct(actions),
+                               _text(_get(body, "priority")) or "1",
+                               _text(_get(body, "status")) in ("", "active"))
             elif kind == "cloudflare_zone" and isinstance(_get(body, "plan"), yaml.ScalarNode):
                 self.plan = _get(body, "plan")
                 self.notes.append(f"{path.name}: {kind}.{name}, plan {_text(self.plan)}")
@@ -150,12 +161,39 @@ class Source:
                 self.other.append((key, value))
 
     def setting_list(self, path: Path, body: yaml.SequenceNode) -> None:
+        if body.value and all(isinstance(i, yaml.MappingNode) and {"targets", "actions"}
+                              <= _keys(i) for i in body.value):
+            for item in body.value:
+                self.page_rule_api(path, item)
+            return
         for item in body.value:
             if not (isinstance(item, yaml.MappingNode) and {"id", "value"} <= _keys(item)):
-                raise _fail(item, "expected a zone setting {id, value}; a list of other things "
-                            "(Page Rules, rulesets) is not read yet")
+                raise _fail(item, "expected a zone setting {id, value} (or a Page Rule "
+                            "{targets, actions}); a list of other things is not read")
             self.setting(item)
         self.notes.append(f"{path.name}: {len(body.value)} zone setting(s)")
+
+    def page_rule_api(self, path: Path, item: yaml.MappingNode) -> None:
+        rule = _construct(item)
+        targets = [t.get("constraint", {}).get("value") for t in rule.get("targets") or ()
+                   if isinstance(t, dict)]
+        actions = {a.get("id"): a.get("value") for a in rule.get("actions") or ()
+                   if isinstance(a, dict)}
+        if not targets or not isinstance(targets[0], str):
+            raise _fail(item, "a Page Rule without a URL target")
+        self.page_rule(path, item, targets[0], actions, rule.get("priority") or 1,
+                       rule.get("status", "active") == "active")
+
+    def page_rule(self, path: Path, node: yaml.Node, target: str, actions: dict,
+                  priority: Any, enabled: bool) -> None:
+        where = f"{path.name}:{node.start_mark.line + 1}"
+        converted = page_rules.convert(where, node.start_mark, target, actions,
+                                       int(priority) if str(priority).isdigit() else 1,
+                                       enabled)
+        self.page_rules.append(converted)
+        self.notes += converted.notes
+        self.notes.append(f"{where}: page rule {target!r} as "
+                          f"{' and '.join(converted.rules) or 'nothing'}")
 
     def setting(self, item: yaml.MappingNode) -> None:
         key, value = _get(item, "id"), _get(item, "value")
@@ -220,8 +258,13 @@ class Source:
         if self.settings:
             pairs.append((_scalar("settings", self.settings[0][0].start_mark),
                           yaml.MappingNode(MAP_TAG, _last_wins(self.settings), mark, mark)))
-        for section, items in self.sections.items():
-            pairs.append((_scalar(section, mark), yaml.SequenceNode(SEQ_TAG, items, mark, mark)))
+        first = sorted(self.page_rules, key=lambda p: p.priority)  # the highest wins: last
+        for section in RULESETS:
+            items = [p.rules[section] for p in first if section in p.rules]
+            items += self.sections.get(section, [])  # Rules beat Page Rules (facts 4.5)
+            if section in self.sections or items:
+                pairs.append((_scalar(section, mark),
+                              yaml.SequenceNode(SEQ_TAG, items, mark, mark)))
         pairs.extend(self.other)
         return yaml.MappingNode(MAP_TAG, pairs, mark, mark)
 
@@ -288,6 +331,10 @@ def _messages(errors: yaml.Node | None) -> list[str]:
         code, message = _text(_get(item, "code")), _text(_get(item, "message"))
         out.append(f"{code}: {message}" if code else message)
     return out
+
+
+def _construct(node: yaml.Node) -> Any:
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
 def _keys(node: yaml.MappingNode) -> set[str]:

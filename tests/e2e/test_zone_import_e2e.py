@@ -39,6 +39,7 @@ def _origin() -> Origin:
     return Origin({
         b"/style.css": Route(response(200, [(b"Content-Type", b"text/css"),
                                             (b"ETag", b'"css1"')], CSS)),
+        b"/legacy/style.css": Route(response(200, [(b"Content-Type", b"text/css")], CSS)),
         b"/app.js": Route(response(200, [(b"Content-Type", b"text/javascript"),
                                          (b"ETag", b'"js1"')], JS)),
         b"/static/app.js": Route(response(200, [(b"Content-Type", b"text/javascript"),
@@ -105,6 +106,9 @@ def test_the_zone_from_the_api_decides_what_the_edge_does(tmp_path, form):
             assert first.header(b"cf-cache-status") == b"MISS"
             assert second.header(b"cf-cache-status") == b"HIT"
             assert second.body == first.body == b"results for /search?q=one"
+            if form in ("directory", "imported"):  # a Page Rule: */legacy/* bypasses
+                legacy = _get(m.port, b"/legacy/style.css")
+                assert legacy.header(b"cf-cache-status") == b"DYNAMIC"
             records = m.records(at_least=6)
             css_record = next(r for r in records if r["url"].endswith("/style.css"))
             assert 'compression_rules[1] "Stylesheets: gzip only"' in css_record["rules"]

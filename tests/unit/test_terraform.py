@@ -19,7 +19,7 @@ def test_a_terraform_zone(version):
     zone = load_rules(TERRAFORM / version)
     assert zone.settings["brotli"] is False and zone.settings["email_obfuscation"] is False
     assert zone.compression_rules[0].action_parameters.algorithms == ("gzip",)
-    static, search = zone.cache_rules
+    static, search = (r for r in zone.cache_rules if not r.description.startswith("Page Rule"))
     assert static.action_parameters.respect_strong_etags is True
     ttl = static.action_parameters.edge_ttl
     assert ttl.default == 3600 and (ttl.status_code_ttl[0].first,
@@ -35,7 +35,10 @@ def test_v4_blocks_the_zone_plan_and_what_terraform_alone_can_resolve():
     skipped = next(line for line in zone.read if "only Terraform can resolve" in line)
     assert skipped.startswith("main.tf:128: a rule of configuration_rules uses ")
     assert "${var.app_prefix}" in skipped
-    assert "main.tf: 1 other resource(s) left alone" in zone.read  # the page rule
+    assert "main.tf:134: page rule 'example.com/old/*' as cache_rules" in zone.read
+    legacy = zone.cache_rules[0]  # Page Rules come first: Rules beat them (facts 4.5)
+    assert legacy.action_parameters.cache is False
+    assert legacy.expression.source == 'http.request.full_uri wildcard "http*://example.com/old/*"'
     assert any(u.startswith("settings.always_use_https (") and "main.tf:28" in u
                for u in zone.unknown)
 
