@@ -6,6 +6,7 @@ Every error names the file, line, column and key, e.g.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -34,6 +35,7 @@ from addon.config.schema import SETTINGS
 from addon.config.schema import STR
 from addon.config.schema import TOP_KEYS
 from addon.config.sources import Source
+from addon.config.yaml_reader import TYPO
 from addon.config.yaml_reader import CheckedYaml
 from addon.config.yaml_reader import RulesFileError
 from addon.config.zone import ACTIONS
@@ -51,6 +53,8 @@ from addon.expressions import ExpressionError
 from addon.expressions import Phase
 from addon.expressions import compile_expression
 
+# an action the edge models, in the wrong section, is a mistake; another is reported
+MODELLED_ACTIONS = {a for _, a in RULESETS.values()} | {a for x in ACTIONS.values() for a in x}
 DEFAULT_PLAN = "pro"  # the plan of the bundled rules.yaml: a fresh Pro zone
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
@@ -152,7 +156,13 @@ class _Loader(CheckedYaml):
         }
         phase_name, action = RULESETS[section]
         allowed = ACTIONS.get(section, (action,))
-        if values.get("action", action) not in allowed:
+        given = values.get("action", action)
+        if given not in allowed and given not in MODELLED_ACTIONS and not (
+                difflib.get_close_matches(given, allowed, 1, TYPO)):
+            self.not_emulated.append(f"{where}.action {given} ({self.where(keys['action'])}):"
+                                     " an action the edge does not model; the rule is skipped")
+            return None
+        if given not in allowed:
             raise self.fail(
                 keys["action"],
                 f"{where}.action",

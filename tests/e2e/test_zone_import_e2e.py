@@ -161,3 +161,13 @@ def test_an_hcl_syntax_error_stops_mitmdump_with_the_file_and_line(tmp_path):
                          timeout=60, cwd=tmp_path)
     assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
     assert f"cf_rules: {bad}:4:" in out.stdout and "invalid HCL" in out.stdout
+
+
+def test_a_json_that_is_not_a_cloudflare_response_stops_mitmdump(tmp_path):
+    bad = tmp_path / "package.json"
+    bad.write_text('{\n  "name": "my-site",\n  "version": "1.0.0"\n}\n')
+    out = subprocess.run([MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", EDGE,
+                          "--set", f"cf_rules={tmp_path}"], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
+    assert f"cf_rules: {bad}:1:1: not a shape this tool reads" in out.stdout

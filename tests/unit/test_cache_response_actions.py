@@ -132,8 +132,12 @@ def test_tags_from_an_expression_are_reported_and_the_rule_skipped():
     assert any("tags computed by an expression" in n for n in zone.not_emulated)
 
 
-def test_an_action_the_phase_does_not_have_is_refused():
+def test_an_action_the_edge_does_not_model_is_reported_but_a_typo_stops():
+    zone = parse_rules("plan: pro\ncache_response_rules:\n  - action: log_custom_field\n"
+                       "    expression: 'true'\n    action_parameters: {}\n")
+    assert not zone.cache_response_rules
+    assert any("action log_custom_field (rules.yaml:3:13)" in n for n in zone.not_emulated)
     with pytest.raises(RulesFileError, match=r"action: must be 'set_cache_settings' or "
                        r"'set_cache_tags' or 'set_cache_control'"):
-        parse_rules("plan: pro\ncache_response_rules:\n  - action: set_config\n"
+        parse_rules("plan: pro\ncache_response_rules:\n  - action: set_cache_tag\n"
                     "    expression: 'true'\n    action_parameters: {}\n")
