@@ -47,7 +47,8 @@ def test_v5_lines_point_at_each_rule():
     zone = load_rules(TERRAFORM / "v5")
     lines = (TERRAFORM / "v5" / "main.tf").read_text().splitlines()
     for rule in (*zone.cache_rules, *zone.compression_rules):
-        assert "expression" in lines[rule.line - 1]
+        page = rule.description.startswith("Page Rule")  # its resource's line
+        assert ("cloudflare_page_rule" if page else "expression") in lines[rule.line - 1]
     [tags] = zone.cache_response_rules
     assert (tags.action_parameters.operation, tags.action_parameters.values) == ("add",
                                                                                 ("blog",))
@@ -79,3 +80,12 @@ def test_terraform_and_a_rules_yaml_in_one_directory(tmp_path):
     (tmp_path / "rules.yaml").write_text("plan: enterprise\nsettings: {brotli: on}\n")
     zone = load_rules(tmp_path)
     assert zone.plan == "enterprise" and zone.settings["brotli"] is True  # applied last
+
+
+def test_a_v5_page_rule():
+    zone = load_rules(TERRAFORM / "v5")
+    page = zone.cache_rules[0]
+    assert page.description == "Page Rule example.com/docs/* (priority 1)"
+    assert page.action_parameters.cache is False
+    assert zone.configuration_rules[0].action_parameters == {"email_obfuscation": False}
+    assert any("action always_use_https is not converted" in line for line in zone.read)

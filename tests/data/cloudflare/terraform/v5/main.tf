@@ -90,3 +90,15 @@ resource "cloudflare_ruleset" "response_cache" {
     action_parameters = { operation = "add", values = ["blog"] }
   }]
 }
+
+resource "cloudflare_page_rule" "docs" {
+  zone_id  = var.zone_id
+  target   = "example.com/docs/*"
+  priority = 1
+  status   = "active"
+  actions = {
+    cache_level       = "bypass"
+    email_obfuscation = "off"
+    always_use_https  = true
+  }
+}
