@@ -44,6 +44,7 @@ class Report:
         self.lost: dict[str, tuple[str, str, str]] = {}  # url -> (etag in, out, reason)
         self.lost_count = 0
         self.diagnoses: dict[str, tuple[dict[str, str], _Examples]] = {}
+        self.skipped = 0  # flows the edge had handled already, in an earlier run
 
     def add(self, r: Record) -> None:
         self.total += 1
@@ -78,6 +79,9 @@ class Report:
 
     def markdown(self) -> str:
         out = [f"# {self.title}", "", f"{self.total} responses.", ""]
+        if self.skipped:
+            out += [f"**{self.skipped} flow(s) skipped**: the edge had already handled them "
+                    "(the recording is the edge's own output; replay the original).", ""]
         out += _md_counts("ETag actions", self.etag_actions)
         out += _md_counts("What the edge did to the body", self.actions)
         out += _md_counts("Encoding conversions (origin -> visitor)", self.conversions)
@@ -118,6 +122,10 @@ class Report:
     def html(self) -> str:
         e = html.escape
         parts = [f"<h1>{e(self.title)}</h1>", f"<p>{self.total} responses.</p>"]
+        if self.skipped:
+            parts.append(f"<p><strong>{self.skipped} flow(s) skipped</strong>: the edge had "
+                         "already handled them (the recording is the edge's own output; "
+                         "replay the original).</p>")
         for title, counts in (("ETag actions", self.etag_actions),
                               ("What the edge did to the body", self.actions),
                               ("Encoding conversions (origin &rarr; visitor)", self.conversions),

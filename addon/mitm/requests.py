@@ -58,6 +58,13 @@ class EdgeRequests:
         self.anticomp = False  # mitmproxy's own option, read once per change
         self.probes = SizeProbes()
         self.shared: EdgeContext | None = None  # what every exchange shares, until it changes
+        self.skipped = 0  # flows the edge had handled already (replaying its own output)
+
+    def done(self) -> None:
+        if self.skipped:
+            logger.warning("cf_edge: %d flow(s) skipped: the edge had already handled them "
+                           "(this recording is the edge's own output; replay the original "
+                           "instead)", self.skipped)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -87,7 +94,9 @@ class EdgeRequests:
         if zone is None or flowstate.of(flow) is not None:
             return  # no rules, or one of the edge's own requests
         if flow.metadata.get(META, {}).get("handled"):
-            return  # converted in an earlier run over this recording
+            self.skipped += 1  # converted in an earlier run over this recording
+            self.outcomes.report.skipped()
+            return
         shared = self.shared
         if shared is None or shared.zone is not zone or shared.store is not self.cache.store \
                 or shared.limit != self.limit or shared.trace != self.trace:

@@ -36,6 +36,10 @@ class RunReport:
         if self.report is not None:
             self.report.add(r)
 
+    def skipped(self) -> None:
+        if self.report is not None:
+            self.report.skipped += 1
+
     def add_finding(self, url: str, finding: dict[str, str]) -> None:
         if self.report is not None:
             self.report.add_finding(url, finding)

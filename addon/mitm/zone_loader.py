@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import logging
 from pathlib import Path
 
@@ -58,10 +59,11 @@ class ZoneLoader:
 
     def running(self) -> None:
         options.running = True
-        typos = sorted(k for k in ctx.options.deferred if k.startswith("cf_"))
-        if typos:
-            logger.warning("unknown option(s) ignored: %s (known: %s)", ", ".join(typos),
-                           ", ".join(self.known_options))
+        for typo in sorted(k for k in ctx.options.deferred if k.startswith("cf_")):
+            # an error, so that mitmproxy stops at startup whatever -q says
+            close = difflib.get_close_matches(typo, self.known_options, n=1)
+            logger.error("unknown option %s: %s", typo, f"did you mean {close[0]}?" if close
+                         else f"the edge's options are {', '.join(self.known_options)}")
         if self.watcher is None:
             with contextlib.suppress(RuntimeError):  # no loop: nothing to watch
                 self.watcher = asyncio.get_running_loop().create_task(self._watch())

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from addon.http import codings
+from tests.support.mitm import EDGE
 from tests.support.mitm import MITMDUMP
 from tests.support.mitm import ROOT
 from tests.support.mitm import Mitmdump
@@ -231,16 +232,22 @@ def test_recordings_are_converted_annotated_and_not_converted_twice(tmp_path):
     assert flow.metadata["cf_edge"]["etag_action"] == "weakened"
     assert flow.request.headers["accept-encoding"] == "gzip, br"  # recorded request untouched
     assert codings.decode(flow.response.raw_content, "br") == BODY
-    subprocess.run([*base, "-r", str(out), "-w", str(again)], check=True, timeout=60,
-                   capture_output=True)
-    assert len(log.read_text().splitlines()) == 1  # already handled: skipped
+    report = tmp_path / "again.md"
+    second = subprocess.run([*base, "-r", str(out), "-w", str(again), "--set",
+                             f"cf_report={report}"], check=True, timeout=60,
+                            capture_output=True, text=True)
+    assert len(log.read_text().splitlines()) == 1  # already handled: skipped, and said
+    assert "1 flow(s) skipped: the edge had already handled them" in second.stdout
+    assert "**1 flow(s) skipped**: the edge had already handled them" in report.read_text()
     [flow] = _read_recording(again)
     assert flow.response.headers["etag"] == 'W/"v1"'
 
 
-def test_misspelled_option_is_reported(tmp_path):
-    p = Proxy(tmp_path, RULES, "--set", "cf_rulez=other.yaml")
-    try:
-        p.wait_for(r"unknown option\(s\) ignored: cf_rulez")
-    finally:
-        p.stop()
+def test_a_misspelled_option_stops_startup_whatever_q_says(tmp_path):
+    (tmp_path / "rules.yaml").write_text(RULES)
+    out = subprocess.run([MITMDUMP, "-q", "-n", "--set", f"confdir={tmp_path}", "-s", EDGE,
+                          "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
+                          "--set", "cf_reprot=r.md"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
+    assert "unknown option cf_reprot: did you mean cf_report?" in out.stdout
