@@ -45,6 +45,8 @@ class Report:
         self.lost_count = 0
         self.diagnoses: dict[str, tuple[dict[str, str], _Examples]] = {}
         self.skipped = 0  # flows the edge had handled already, in an earlier run
+        self.har_restored = 0  # HAR replay: bodies encoded again as the HAR lists
+        self.har_unrestored: dict[str, int] = {}  # coding -> bodies replayed decoded
 
     def add(self, r: Record) -> None:
         self.total += 1
@@ -75,6 +77,20 @@ class Report:
         entry = self.diagnoses.setdefault(finding["code"], (finding, _Examples()))
         entry[1].add(url)
 
+    def har_lines(self) -> list[str]:
+        """What a HAR replay could and could not restore (mitmproxy decodes HAR bodies)."""
+        out = []
+        if self.har_restored:
+            out.append(f"HAR replay: {self.har_restored} response(s) were encoded again with "
+                       "the Content-Encoding the HAR lists; their sizes are approximate.")
+        if self.har_unrestored:
+            listed = ", ".join(f"{n} {c}" for c, n in sorted(self.har_unrestored.items()))
+            out.append(f"HAR replay: {sum(self.har_unrestored.values())} response(s) were "
+                       f"replayed decoded, as identity ({listed}): the HAR lists a coding "
+                       "this tool cannot re-create, so their conversions are not what the "
+                       "origin's would be.")
+        return out
+
     # ---- Markdown ----
 
     def markdown(self) -> str:
@@ -82,6 +98,8 @@ class Report:
         if self.skipped:
             out += [f"**{self.skipped} flow(s) skipped**: the edge had already handled them "
                     "(the recording is the edge's own output; replay the original).", ""]
+        out += [f"**{line}**" for line in self.har_lines()] + ([""] if self.har_lines()
+                                                               else [])
         out += _md_counts("ETag actions", self.etag_actions)
         out += _md_counts("What the edge did to the body", self.actions)
         out += _md_counts("Encoding conversions (origin -> visitor)", self.conversions)
@@ -122,6 +140,7 @@ class Report:
     def html(self) -> str:
         e = html.escape
         parts = [f"<h1>{e(self.title)}</h1>", f"<p>{self.total} responses.</p>"]
+        parts += [f"<p><strong>{e(line)}</strong></p>" for line in self.har_lines()]
         if self.skipped:
             parts.append(f"<p><strong>{self.skipped} flow(s) skipped</strong>: the edge had "
                          "already handled them (the recording is the edge's own output; "

@@ -9,6 +9,7 @@ flow.metadata (flowstate.py).
                     stale-while-revalidate
     Origins         cf_connect_timeout: is the origin there (the 52x answers)
     OriginProbe     cf_diagnose_probe: the origin diagnosis's extra request
+    HarCodings      a HAR replay: each body encoded again as the HAR says the origin sent it
     EdgeRequests    cf_decode_limit, cf_trace: each visitor's exchange, its request side
     Streams         cf_stream: bodies that stream through the edge
     EdgeResponses   the response side of the exchange
@@ -22,6 +23,7 @@ from addon.diagnosis import OriginDiagnosis
 from addon.mitm.cache import EdgeCache
 from addon.mitm.contentview import ContentView
 from addon.mitm.failures import OriginFailures
+from addon.mitm.har import HarCodings
 from addon.mitm.log import EdgeLog
 from addon.mitm.origins import Origins
 from addon.mitm.outcomes import Outcomes
@@ -46,5 +48,5 @@ def addons() -> list[object]:
     requests = EdgeRequests(zones, cache, origins, outcomes, OriginDiagnosis())
     responses = EdgeResponses(outcomes, probe)
     failures = OriginFailures(outcomes, origins, responses)
-    return [zones, log, report, cache, origins, probe, requests, Streams(), responses,
-            failures, ContentView()]
+    return [zones, log, report, cache, origins, probe, HarCodings(report), requests,
+            Streams(), responses, failures, ContentView()]

@@ -18,6 +18,7 @@ from addon.mitm.cache import EdgeCache
 from addon.mitm.convert import annotate
 from addon.mitm.convert import final_response
 from addon.mitm.flowstate import FlowState
+from addon.mitm.har import NOTE as HAR_NOTE
 from addon.mitm.log import EdgeLog
 from addon.mitm.run_report import RunReport
 
@@ -29,6 +30,8 @@ class Outcomes:
         self.log, self.report, self.cache = log, report, cache
 
     def publish(self, flow: http.HTTPFlow, record: Record, headers_in: Headers = ()) -> None:
+        if (note := flow.metadata.get(HAR_NOTE)) is not None:
+            record.notes = [*record.notes, note]  # what the HAR replay did to the body
         entry = record.as_dict()
         self.log.record(record, entry)  # written before annotate() adds to the entry
         annotate(flow, entry, headers_in)

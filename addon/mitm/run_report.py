@@ -36,6 +36,10 @@ class RunReport:
         if self.report is not None:
             self.report.add(r)
 
+    def har(self, restored: int, unrestored: dict[str, int]) -> None:
+        if self.report is not None:
+            self.report.har_restored, self.report.har_unrestored = restored, unrestored
+
     def skipped(self) -> None:
         if self.report is not None:
             self.report.skipped += 1
