@@ -163,6 +163,8 @@ class OriginDiagnosis:
         self.seen: OrderedDict[str, dict[bytes, str]] = OrderedDict()  # url -> etag -> coding
         # cache key -> revalidations in a row that brought the same ETag back in full
         self.lost: OrderedDict[str, int] = OrderedDict()
+        # url -> the ETag visitors got with the last full response (None: none)
+        self.delivered: OrderedDict[str, str | None] = OrderedDict()
 
     def check(self, request: Request, response: Response,
               validators_forwarded: bool = True) -> list[Finding]:
@@ -223,6 +225,35 @@ class OriginDiagnosis:
             f"and got the full body back with the same ETag {times} times in a row "
             f"(cf-cache-status EXPIRED, never REVALIDATED){': ' + why if why else ''}",
             fix)
+
+    def relayed_304(self, url: str, status_out: int, relayed: bool, etag_out: str | None
+                    ) -> Finding | None:
+        """Remembers the ETag each URL's full responses carried to visitors; a relayed
+        origin 304 whose ETag is not that one hands the browser a validator the 200 never
+        gave it (nginx: its strong tag on the 304, the weak one on its gzip 200)."""
+        if status_out == 200:
+            self.delivered.pop(url, None)
+            self.delivered[url] = etag_out
+            if len(self.delivered) > self.remembered:
+                self.delivered.popitem(last=False)
+            return None
+        if not relayed or etag_out is None or url not in self.delivered:
+            return None
+        full = self.delivered[url]
+        if full is not None and full.removeprefix("W/") == etag_out.removeprefix("W/"):
+            return None
+        got = f"with the ETag {full}" if full is not None else "without an ETag"
+        return Finding(
+            "relayed-304-etag-mismatch",
+            f"the origin's 304 carries ETag {etag_out}, but visitors got this URL's full "
+            f"response {got}: the edge relays the 304 as the origin sent it (Cloudflare's "
+            "behaviour here is undocumented; modelled), so the browser now holds a validator "
+            "the 200 never gave it, and whether its next revalidation gets a 304 depends on "
+            "the origin accepting that tag",
+            "send the same ETag on a 304 as on the 200 it confirms (nginx answers with its "
+            "strong tag while its gzip 200 carries the weak one); or keep the page's ETag "
+            "through Cloudflare: turn the HTML features that remove it off for these paths "
+            "(a configuration rule), or set Respect Strong ETags")
 
     def _same_etag(self, url: str, response: Index, status: int) -> Finding | None:
         if status != 200 or b"etag" not in response:

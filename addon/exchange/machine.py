@@ -63,6 +63,7 @@ from addon.http.headers import header_values
 from addon.http.messages import Request
 from addon.http.messages import Response
 from addon.vocabulary import CacheStatus
+from addon.vocabulary import NotModifiedBy
 
 
 class Exchange(StreamingTransitions):
@@ -281,7 +282,13 @@ class Exchange(StreamingTransitions):
         if self.background:
             r.background = self.background
         diagnosis, origin, lk = self.ctx.diagnosis, self.origin, self.lookup
-        if diagnosis is None or origin is None or self.from_store:
+        if diagnosis is None:
+            return
+        mismatch = diagnosis.relayed_304(r.url, r.status_out,
+                                         r.not_modified is NotModifiedBy.ORIGIN, r.etag_out)
+        if mismatch is not None:
+            r.diagnoses = [mismatch.as_dict]
+        if origin is None or self.from_store:
             return
         forwarded = not self.live or lk is None or lk.status is CacheStatus.DYNAMIC
         stored = None
@@ -291,4 +298,4 @@ class Exchange(StreamingTransitions):
         findings = diagnosis.of_origin(self.state.request, origin, forwarded, stored,
                                        " ".join(self.asked_again))
         if findings:
-            r.diagnoses = [f.as_dict for f in findings]
+            r.diagnoses = [*(r.diagnoses or ()), *(f.as_dict for f in findings)]
