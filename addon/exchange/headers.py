@@ -134,19 +134,29 @@ def browser_ttl(params: BrowserTTL, value: bytes | None) -> bytes | None:
 
 def trace(served: Served | None, content: Content, headers: EdgeHeaders,
           rules: tuple[str, ...]) -> bytes:
-    """cf_trace: one header value that says what the edge did, why, and by which rule."""
+    """cf_trace: the decision in one short line (the log and the flow's comment have the
+    whole reason): what changed, on what basis, by which rule."""
     d = content.decision
-    parts = [f"{d.action} {d.encoding_in}->{d.encoding_out}",
-             f"ETag {d.etag_action}"
-             + (f" {wire_text(content.etag.raw)}" if content.etag else "")
-             + (f"->{wire_text(d.etag_out)}" if d.etag_out and d.etag_action == "weakened"
-                else "")]
-    if served is not None:
-        parts.append(f"cache {served.status}")
-    if headers.not_modified:
-        parts.append(f"304 by {headers.not_modified}")
-    parts.append(d.reason)
+    line = summary(d.action, d.encoding_in, d.encoding_out, d.etag_action,
+                   wire_text(content.etag.raw) if content.etag else None,
+                   wire_text(d.etag_out) if d.etag_out else None,
+                   served.status if served is not None else None, headers.not_modified,
+                   d.table_row, d.basis)
     if rules:
-        parts.append("rules: " + ", ".join(rules))
-    line = "; ".join(parts)
+        line += "; rules: " + ", ".join(rules)
     return line.encode("ascii", "backslashreplace").replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def summary(action: str, encoding_in: str, encoding_out: str, etag_action: str,
+            etag_in: str | None, etag_out: str | None, cache_status: str | None,
+            not_modified: str | None, table_row: str | None, basis: str) -> str:
+    """What the edge did, in one line: the coding, the ETag, the cache, the basis."""
+    parts = [f"{action} {encoding_in}->{encoding_out}",
+             f"ETag {etag_action}" + (f" {etag_in}" if etag_in else "")
+             + (f"->{etag_out}" if etag_out and etag_action == "weakened" else "")]
+    if cache_status:
+        parts.append(f"cache {cache_status}")
+    if not_modified:
+        parts.append(f"304 by {not_modified}")
+    parts.append(f"{table_row}, {basis}" if table_row else str(basis))
+    return "; ".join(parts)

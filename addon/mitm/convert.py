@@ -13,6 +13,7 @@ from mitmproxy.net.http import url
 from mitmproxy.proxy import mode_specs
 
 from addon.exchange.egress import Final
+from addon.exchange.headers import summary
 from addon.http.headers import Headers
 from addon.http.messages import Request
 from addon.http.messages import Response
@@ -128,20 +129,23 @@ def annotate(flow: http.HTTPFlow, entry: dict[str, Any], headers_in: Headers = (
     entry["handled"] = True
     entry["headers_in"] = headers_in
     flow.metadata[META] = entry
-    lines = []
     if entry["changed"]:
         flow.marked = MARKER
-        lines.append(f"Cloudflare edge: {entry['reason']}")
+    # the first line is what a list shows (mitmweb's comment column); details below it
+    lines = [summary(entry["action"], entry["encoding_in"], entry["encoding_out"],
+                     entry["etag_action"], entry["etag_in"], entry["etag_out"],
+                     entry.get("cache_status"), entry.get("not_modified"),
+                     entry.get("table_row"), entry["basis"]),
+             f"why: {entry['reason']}"]
     if entry.get("cache_status"):
-        by = entry.get("not_modified")
-        lines.append(f"cf-cache-status {entry['cache_status']}"
-                     + (f", 304 from the {by}" if by else "")
+        lines.append(f"cache: {entry['cache_status']}"
                      + (f", key {entry['cache_key']}" if entry["cache_key"] else "")
                      + f": {entry['cache_reason']}")
+    for note in entry.get("notes") or ():
+        lines.append(f"note: {note}")
     for d in entry.get("diagnoses") or ():
         lines.append(f"origin diagnosis ({d['code']}): {d['message']}. Fix: {d['fix']}")
-    if lines:
-        flow.comment = "\n".join(lines)
+    flow.comment = "\n".join(lines)
 
 
 def content_length(resp: http.Response) -> int | None:

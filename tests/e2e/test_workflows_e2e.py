@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import yaml
 from mitmproxy import contentviews
 from mitmproxy import http
 from mitmproxy.test import taddons
@@ -146,13 +147,25 @@ async def test_content_view_shows_the_record_and_both_header_sets(tmp_path):
         f.response = http.Response.make(200, CSS, {"Content-Type": "text/css", "ETag": '"v1"'})
         assert responses.response(f) is None
         assert "cf_edge_state" not in f.metadata  # never saved with the flow
-        view = contentviews.prettify_message(f.response, f, "cloudflare edge")
+        view = contentviews.prettify_message(f.response, f)  # "auto": chosen by itself
+        untouched = tflow.tflow(resp=True)
+        assert contentviews.prettify_message(untouched.response, untouched).view_name != (
+            "cloudflare edge")
     assert view.view_name == "cloudflare edge"
     text = view.text
-    assert "action: compress" in text and "etag_out: W/\"v1\"" in text
-    origin_part, visitor_part = text.split("response headers to the visitor:")
-    assert 'ETag: "v1"' in origin_part and 'ETag: W/"v1"' in visitor_part
-    assert "content-encoding: gzip" in visitor_part and "cf-cache-status: DYNAMIC" in visitor_part
+    decision = yaml.safe_load(text.split("# the body")[0])  # real YAML, real values
+    assert decision["decision"]["action"] == "compress"
+    assert decision["decision"]["etag_out"] == 'W/"v1"'
+    assert decision["decision"]["respect_strong_etags"] is False
+    assert decision["headers from the origin (or the stored object)"]["ETag"] == '"v1"'
+    visitor = decision["headers to the visitor"]
+    assert visitor["ETag"] == 'W/"v1"' and visitor["content-encoding"] == "gzip"
+    assert visitor["cf-cache-status"] == "DYNAMIC"
+    assert "color: #333;" in text.split("# the body")[1]  # the body, as the CSS view shows it
+    summary, why = f.comment.split("\n")[:2]
+    assert summary.startswith('compress identity->gzip; ETag weakened "v1"->W/"v1"; '
+                              "cache DYNAMIC")
+    assert why.startswith("why: ")
 
 
 def test_demo_prints_the_matrix(tmp_path):
@@ -233,12 +246,12 @@ def test_content_view_in_a_running_mitmweb(tmp_path, origin):
             flows = [f for f in _json(f"{base}flows?token={token}")
                      if f.get("response")]
             time.sleep(0.1)
-        view = _json(f"{base}flows/{flows[0]['id']}/response/content/"
-                     f"{quote('cloudflare edge')}.json?token={token}")
-        assert view["view_name"] == "cloudflare edge"
+        view = _json(f"{base}flows/{flows[0]['id']}/response/content/auto.json?token={token}")
+        assert view["view_name"] == "cloudflare edge"  # chosen by default for a handled flow
         assert "cache_status: MISS" in view["text"] and 'etag_out: W/"v1"' in view["text"]
-        assert "response headers to the visitor:" in view["text"]
-        assert "cf-cache-status" in flows[0]["comment"] or "Cloudflare edge" in flows[0]["comment"]
+        assert "headers to the visitor:" in view["text"]
+        assert flows[0]["comment"].split("\n")[0].startswith("compress identity->gzip; "
+                                                             'ETag weakened "v1"->W/"v1"')
     finally:
         stop_process(proc)
 
