@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import yaml
