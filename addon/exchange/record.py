@@ -55,9 +55,12 @@ class Record:
     action: Action = _doc("what the edge did to the body: pass, compress, decompress, "
                           "transcode, rewrite (an HTML feature ran), polish, served (a "
                           "/cdn-cgi/ path the edge answered), error (a 52x)", Action.PASS)
+    media_type: str | None = _doc("the response's media type (text/html, image/png ...)")
     etag_in: str | None = _doc("the origin's ETag")
     etag_out: str | None = _doc("the ETag the visitor got")
     etag_action: ETagAction = _doc("kept, weakened, removed or absent", ETagAction.ABSENT)
+    last_modified_out: str | None = _doc("the Last-Modified the visitor got (what a browser "
+                                         "can revalidate with when there is no ETag)")
     changed: bool = _doc("the edge changed the response's coding, body or ETag", False)
     reason: str = _doc("why, in one sentence, ending in [ETag table (...), row N, "
                        "documented], [documented] or [modelled]; 'facts N.M' cites "
@@ -150,9 +153,11 @@ def record(state: RequestState, source: Response, content: Content, body: Body,
         encoding_in=d.encoding_in,
         encoding_out=d.encoding_out,
         action=d.action,
+        media_type=content.inputs.media_type or None,
         etag_in=wire_text(etag_in) if etag_in is not None else None,
         etag_out=wire_text(d.etag_out) if d.etag_out is not None else None,
         etag_action=d.etag_action,
+        last_modified_out=_last_modified(served, source),
         changed=d.changed,
         reason=d.reason,
         basis=d.basis,
@@ -174,6 +179,15 @@ def record(state: RequestState, source: Response, content: Content, body: Body,
     if final is not None:
         _what_went_out(r, final, etag_in, d.etag_out, state.request.method)
     return r
+
+
+def _last_modified(served: Served | None, source: Response) -> str | None:
+    """The Last-Modified the visitor gets: the edge's own for an object without
+    validators (Smart Edge Revalidation, facts 2.4.4), else the origin's."""
+    if served is not None and served.last_modified is not None:
+        return wire_text(served.last_modified)
+    values = source.index.get(b"last-modified")
+    return wire_text(values[0]) if values else None
 
 
 def _bytes_out(headers: EdgeHeaders, body: Body, body_in: int) -> int:

@@ -111,3 +111,41 @@ def test_the_browser_driver_works_outside_pytest_too():
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "42", out.stderr
+
+
+def test_the_html_report_sorts_filters_and_draws_in_chromium(tmp_path):
+    """The report's page as a browser shows it: every chart drawn, the URL table sorted by a
+    click on a header (and back), filtered as one types."""
+    from addon.exchange.record import Record
+    from addon.report import Report
+
+    rep = Report()
+    for n, size in enumerate((3000, 1000, 2000)):
+        rep.add(Record(url=f"https://e.test/{n}.css", method="GET", status_out=200,
+                       action="compress", etag_action="weakened", encoding_in="identity",
+                       encoding_out="br", bytes_in=size, bytes_out=size // 4, reason="r",
+                       etag_in='"v1"', etag_out='W/"v1"', cache_status="MISS",
+                       media_type="text/css"))
+    _, page = rep.write(tmp_path / "report.md")
+    browser = Chromium()
+    try:
+        browser.load(page.as_uri())
+        charts = browser.evaluate("[...document.querySelectorAll('svg')].map(s => "
+                                  "s.getBBox().width > 0 && s.querySelectorAll('rect').length)")
+        assert charts and all(charts)  # every chart rendered, with its bars
+        urls = "[...document.querySelectorAll('#urls tbody tr')].map(r => r.cells[0].textContent)"
+        assert browser.evaluate(urls) == [f"https://e.test/{n}.css" for n in range(3)]
+        column = "document.querySelectorAll('#urls th')[6]"  # bytes from the origin
+        browser.evaluate(f"{column}.click()")
+        assert browser.evaluate(urls) == ["https://e.test/1.css", "https://e.test/2.css",
+                                          "https://e.test/0.css"]
+        browser.evaluate(f"{column}.click()")
+        assert browser.evaluate(urls)[0] == "https://e.test/0.css"
+        browser.evaluate("const f = document.getElementById('filter'); f.value = '2.css'; "
+                         "f.dispatchEvent(new Event('input'))")
+        shown = "[...document.querySelectorAll('#urls tbody tr')].filter(r => !r.hidden).length"
+        assert browser.evaluate(shown) == 1
+        assert browser.evaluate("document.getElementById('shown').textContent") == (
+            "1 of 3 URLs")
+    finally:
+        browser.close()

@@ -77,9 +77,9 @@ def test_report_after_replaying_a_recording(tmp_path, origin):
     report = tmp_path / "out" / "edge-report.md"
     report.parent.mkdir()
     md = replay_with_report(tmp_path, flows, report)
-    assert "2 responses." in md and "## Strong ETags lost (2)" in md
+    assert "- 2 responses, all full." in md and "### Strong ETags lost (2)" in md
     assert "| http://127.0.0.1/s.css | `\"v1\"` | `W/\"v1\"` |" in md
-    assert "### weak-if-none-match-ignored (1)" in md and "### invalid-last-modified (2)" in md
+    assert ". weak-if-none-match-ignored (1)" in md and ". invalid-last-modified (2)" in md
     page = (tmp_path / "out" / "edge-report.html").read_text()
     assert "<svg" in page and "weak-if-none-match-ignored" in page
 
@@ -294,7 +294,8 @@ def test_report_when_a_live_proxy_stops(tmp_path, origin):
         m.wait_records(lambda r: r.get("status_out") == 304)
         assert not report.exists()  # written when the proxy stops
     md = report.read_text()
-    assert "2 responses." in md and "| MISS | 1 |" in md and "| edge | 1 |" in md
+    assert "- 2 responses: 1 full, 1 304 from the edge" in md and "| MISS | 1 | 50% |" in md
+    assert "| 304 from the edge | 1 | 50% |" in md
     assert (tmp_path / "live.html").read_text().count("<svg") >= 3
 
 
@@ -306,4 +307,4 @@ def test_report_from_a_har_recording(tmp_path, origin):
         get(m.port, b"/s.css", [*GZ, (b"If-None-Match", b'"v1"')])
     assert har.exists()
     md = replay_with_report(tmp_path, har, tmp_path / "har-report.md")
-    assert "2 responses." in md and "| HIT | 1 |" in md and "| edge | 1 |" in md
+    assert "- 2 responses: 1 full, 1 304 from the edge" in md and "| HIT | 1 | 50% |" in md

@@ -10,6 +10,7 @@ from addon.cli import explain as cli_explain
 from addon.cli.explain import ExplainError
 from addon.cli.explain import explain
 from addon.cli.explain import parse_header_dump
+from addon.config.loader import parse_rules
 from addon.diagnosis import OriginDiagnosis
 from addon.diagnosis import probe_needed
 from addon.exchange import EdgeContext
@@ -118,36 +119,88 @@ def test_revalidation_that_keeps_bringing_the_same_etag_back_in_full():
 
 
 def _record(url, **kw):
-    r = {"url": url, "action": "compress", "etag_action": "weakened", "encoding_in": "identity",
-         "encoding_out": "br", "bytes_in": 1000, "bytes_out": 200, "reason": "why A",
-         "etag_in": '"v1"', "etag_out": 'W/"v1"', "cache_status": "MISS",
-         "not_modified": None}
+    r = {"url": url, "method": "GET", "status_out": 200, "action": "compress",
+         "etag_action": "weakened", "encoding_in": "identity", "encoding_out": "br",
+         "bytes_in": 1000, "bytes_out": 200, "reason": "why A (facts 0.8)", "etag_in": '"v1"',
+         "etag_out": 'W/"v1"', "cache_status": "MISS", "not_modified": None,
+         "media_type": "text/css"}
     return Record(**(r | kw))
 
 
-def test_report_counts_lost_etags_bytes_and_diagnoses():
+def _page(url, **kw):
+    return _record(url, action="rewrite", etag_action="removed", etag_in='W/"p1"',
+                   etag_out=None, encoding_in="gzip", media_type="text/html",
+                   features={"email_obfuscation": {}, "automatic_https_rewrites": {}},
+                   reason="Email Obfuscation on (facts 2.2.4)", **kw)
+
+
+def _report() -> Report:
     rep = Report()
     for n in range(5):
         rep.add(_record(f"https://e.test/{n}.css"))
-    rep.add(_record("https://e.test/p", action="pass", etag_action="kept", encoding_out="identity",
-                    bytes_out=1000, reason="why B", cache_status="HIT", not_modified="edge",
+    rep.add(_page("https://e.test/docs/a", last_modified_out="Tue, 01 Dec 2026 10:00:00 GMT"))
+    rep.add(_page("https://e.test/docs/b"))
+    rep.add(_record("https://e.test/0.css", status_out=304, not_modified="edge",
+                    cache_status="HIT", bytes_out=0))
+    rep.add(_record("https://e.test/h.css", method="HEAD", bytes_out=0))
+    rep.add(_record("https://e.test/p", action="pass", etag_action="kept",
+                    encoding_out="identity", bytes_out=1000, reason="why B",
                     diagnoses=[{"code": "invalid-last-modified", "message": "m", "fix": "f"}]))
-    md = rep.markdown()
-    assert "6 responses." in md and "## Strong ETags lost (5)" in md
-    assert "| identity -> br | 5000 | 1000 | 0.20 |" in md
-    assert "### invalid-last-modified (1)" in md and "**What to change at the origin:** f" in md
-    assert "| 5 | why A |" in md and "| HIT | 1 |" in md and "| edge | 1 |" in md
-    # examples are bounded
-    assert md.count("https://e.test/4.css") == 1  # in the lost list, not among 3 examples
+    return rep
 
 
-def test_report_html_is_self_contained_with_charts():
-    rep = Report()
+def test_report_headline_answers_first():
+    md = _report().markdown()
+    head = md.split("## Revalidations")[0]
+    assert "- 10 responses: 8 full, 1 304 from the edge, 1 HEAD" in head
+    # full responses only: 5 x 1000 -> 200, 2 x 1000 -> 200 pages, 1 x 1000 -> 1000
+    assert "- Bytes: 8.0 kB from the origin, 2.4 kB to visitors (saved 5.6 kB, 70%)." in head
+    assert "- ETags: 5 strong ETag(s) lost (weakened or removed), 2 ETag(s) removed in all." \
+        in head
+    assert ("- Revalidations: 7 of 8 page(s) can be revalidated (6 by ETag, 1 only by "
+            "Last-Modified); 1 would be downloaded in full each time.") in head
+    assert "| by ETag (weak) | 6 | 75% |" in md and "| lost: no validator" in md
+    # HEAD and 304 are buckets of their own, not conversions
+    assert "| 304 from the edge | 1 | 10% |" in md and "| HEAD | 1 | 10% |" in md
+    assert "| identity -> br | 5 | 5.0 kB | 1.0 kB | 0.20 |" in md
+    # the URL table keeps the page's own row, and says what came after
+    assert "| https://e.test/0.css | text/css | 200, then 304 from the edge |" in md
+
+
+def test_what_to_change_is_a_rule_that_loads_and_does_it():
+    from addon.report.advice import advice
+    items = advice(_report())
+    keep = items[0]
+    assert keep.title == ("Keep the ETag of 2 HTML page(s) that Automatic HTTPS Rewrites and "
+                          "Email Obfuscation rewrite(s)")
+    assert "respect_strong_etags: true" in keep.trade_off and "scrapers" in keep.trade_off
+    zone = parse_rules("plan: pro\n" + keep.change)
+    [rule] = zone.configuration_rules
+    assert rule.action_parameters == {"automatic_https_rewrites": False,
+                                      "email_obfuscation": False}
+    assert rule.expression.source == 'starts_with(http.request.uri.path, "/docs/")'
+    assert any(a.where == "origin" and a.title.startswith("Give 1 response(s) a validator")
+               for a in items)
+    assert any(a.title == "invalid-last-modified (1)" and a.change == "f" for a in items)
+
+
+def test_report_html_is_self_contained_sortable_with_charts():
+    rep = _report()
     rep.add(_record("https://e.test/<x>.css"))
     page = rep.html()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<rect" in page
-    assert "<script" not in page and not re.search(r'\s(src|href)=', page)
+    assert "7 (78%)" in page  # bars carry their share
+    assert not re.search(r"\ssrc=", page)  # nothing fetched
+    hrefs = re.findall(r"href='([^']+)'", page)
+    assert hrefs and all(h.startswith("file://") and h.endswith("/docs/facts.md")
+                         for h in hrefs)
     assert "https://e.test/&lt;x&gt;.css" in page  # escaped
+    assert "<table id=urls>" in page and "addEventListener('click'" in page
+    # the same sections in the same order as the Markdown
+    md = rep.markdown()
+    order = ["Revalidations", "What to change", "Details", "Every URL", "Every reason"]
+    assert [page.index(t) for t in order] == sorted(page.index(t) for t in order)
+    assert [md.index(t) for t in order] == sorted(md.index(t) for t in order)
 
 
 def test_report_write_puts_the_html_next_to_the_markdown(tmp_path):
