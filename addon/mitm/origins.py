@@ -56,6 +56,8 @@ class Origins:
             self.connect_timeout = options.seconds("cf_connect_timeout")
         if {"mode", "connection_strategy"} & updated:
             _connect_lazily()
+        if "mode" in updated:
+            _keep_the_visitors_host()
 
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.live and flow.server_conn.timestamp_tcp_setup is not None:
@@ -118,6 +120,17 @@ def _connect_lazily() -> None:
         ctx.options.update(connection_strategy="lazy")
         logger.info("cf_edge: connection_strategy set to lazy: the origin is connected when a "
                     "request needs it, so a dead origin gets Cloudflare's 52x answers")
+
+
+def _keep_the_visitors_host() -> None:
+    """Cloudflare sends the origin the host the visitor asked for; mitmproxy's reverse mode
+    by default replaces it with the origin's, before any hook, so the log, the report and
+    `http.host` in the rules would see the origin's name instead of the visitor's."""
+    modes = ctx.options.mode or []
+    if not ctx.options.keep_host_header and any(m.startswith("reverse:") for m in modes):
+        ctx.options.update(keep_host_header=True)
+        logger.info("cf_edge: keep_host_header set: the origin gets the Host the visitor "
+                    "asked for, as behind Cloudflare, and the log and the rules see it")
 
 
 def _tls_context() -> ssl.SSLContext:

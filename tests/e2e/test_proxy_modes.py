@@ -7,6 +7,7 @@ import socket
 from tests.support.loopback import Origin
 from tests.support.loopback import Route
 from tests.support.loopback import response
+from tests.support.mitm import EDGE
 from tests.support.mitm import Mitmdump
 
 RULES = "plan: pro\nsettings: {email_obfuscation: off, automatic_https_rewrites: off}\n"
@@ -77,3 +78,27 @@ def test_a_rule_on_http_host_works_for_a_host_that_is_not_ascii(tmp_path):
     finally:
         origin.stop()
 
+
+
+def test_reverse_mode_keeps_the_visitors_host_without_being_told(tmp_path):
+    """mitmproxy's reverse mode replaces Host with the origin's before any hook; the edge
+    sets keep_host_header itself, so the origin, the log and the report see the visitor's
+    host, as behind Cloudflare."""
+    origin = Origin({b"/logo.css": _css(b"A")})
+    (tmp_path / "r.yaml").write_text(RULES)
+    try:
+        m = Mitmdump(tmp_path, None, "-s", str(EDGE), "--set", f"cf_rules={tmp_path / 'r.yaml'}",
+                     "--set", f"cf_log={tmp_path / 'cf.jsonl'}", "--mode",
+                     f"reverse:http://127.0.0.1:{origin.port}")
+        try:
+            status, _, _ = _raw(m.port, b"GET /logo.css HTTP/1.1\r\nHost: www.example.test\r\n"
+                                        b"Connection: close\r\n\r\n")
+            assert status == 200
+            assert b"host: www.example.test" in origin.seen[0][1].lower()
+            m.log = tmp_path / "cf.jsonl"
+            assert m.records(at_least=1)[0]["url"] == "http://www.example.test/logo.css"
+            m.wait_for("keep_host_header set")
+        finally:
+            m.stop()
+    finally:
+        origin.stop()
