@@ -17,6 +17,8 @@ URL_ROWS = 50
 def headline(r: Report) -> list[str]:
     """The answers first, as sentences (the HTML page shows the same)."""
     saved = r.bytes_in - r.bytes_out
+    if not r.total:
+        return ["No response was handled.", *_skipped(r), *r.har_lines()]
     lines = [f"{r.total} responses: {r.full} full, "
              + ", ".join(f"{n} {k}" for k, n in sorted(r.kinds.items()) if k != "full")
              if len(r.kinds) > 1 or not r.full else f"{r.total} responses, all full.",
@@ -29,10 +31,14 @@ def headline(r: Report) -> list[str]:
              f"revalidated ({r.outcomes[OUTCOMES[0]] + r.outcomes[OUTCOMES[1]]} by ETag, "
              f"{r.outcomes[OUTCOMES[2]]} only by Last-Modified); {r.outcomes[OUTCOMES[3]]} "
              "would be downloaded in full each time."]
-    if r.skipped:
-        lines.append(f"{r.skipped} flow(s) skipped: the edge had already handled them (the "
-                     "recording is the edge's own output; replay the original).")
-    return lines + r.har_lines()
+    return lines + _skipped(r) + r.har_lines()
+
+
+def _skipped(r: Report) -> list[str]:
+    if not r.skipped:
+        return []
+    return [f"{r.skipped} flow(s) skipped: the edge had already handled them (the recording "
+            "is the edge's own output; replay the original)."]
 
 
 def markdown(r: Report) -> str:
