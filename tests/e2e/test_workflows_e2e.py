@@ -23,10 +23,12 @@ from mitmproxy import http
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
+from addon.exchange.record import read_log
 from addon.mitm import addons
 from addon.mitm.origins import Origins
 from addon.mitm.requests import EdgeRequests
 from addon.mitm.responses import EdgeResponses
+from addon.report.model import human
 from tests.e2e.test_cache_e2e import CSS
 from tests.e2e.test_cache_e2e import GZ
 from tests.e2e.test_cache_e2e import get
@@ -58,13 +60,15 @@ def origin():
     o.stop()
 
 
-def replay_with_report(tmp_path: Path, recording: Path, report: Path) -> str:
+def replay_with_report(tmp_path: Path, recording: Path, report: Path,
+                       log: Path | None = None) -> str:
     """`mitmdump -nr recording` through the edge with cf_report; the Markdown it wrote."""
     (tmp_path / "rules.yaml").write_text(RULES)
+    extra = ["--set", f"cf_log={log}"] if log is not None else []
     out = subprocess.run([MITMDUMP, "-n", "-r", str(recording), "--set", f"confdir={tmp_path}",
                           "-s", EDGE, "--set", f"cf_rules={tmp_path / 'rules.yaml'}",
-                          "--set", f"cf_report={report}"], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
+                          "--set", f"cf_report={report}", *extra], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     return report.read_text()
 
@@ -76,8 +80,20 @@ def test_report_after_replaying_a_recording(tmp_path, origin):
         get(m.port, b"/page", [*GZ, (b"If-None-Match", b'W/"v1"')])  # lost behind Cloudflare
     report = tmp_path / "out" / "edge-report.md"
     report.parent.mkdir()
-    md = replay_with_report(tmp_path, flows, report)
-    assert "- 2 responses, all full." in md and "### Strong ETags lost (2)" in md
+    md = replay_with_report(tmp_path, flows, report, log=tmp_path / "edge.jsonl")
+    # the headline's numbers are the log's
+    records = read_log(tmp_path / "edge.jsonl")
+    full = [r for r in records if r["status_out"] == 200 and r["method"] == "GET"]
+    lost = [r for r in full if (r["etag_in"] or "").startswith('"')
+            and r["etag_action"] in ("weakened", "removed")]
+    with_etag = [r for r in full if r["etag_out"]]
+    b_in, b_out = sum(r["bytes_in"] for r in full), sum(r["bytes_out"] for r in full)
+    assert f"- {len(records)} responses, all full." in md
+    assert f"- Bytes: {human(b_in)} from the origin, {human(b_out)} to visitors" in md
+    assert f"- ETags: {len(lost)} strong ETag(s) lost" in md
+    assert (f"- Revalidations: {len(with_etag)} of {len(full)} page(s) can be revalidated "
+            f"({len(with_etag)} by ETag") in md
+    assert "### Strong ETags lost (2)" in md
     assert "| http://127.0.0.1/s.css | `\"v1\"` | `W/\"v1\"` |" in md
     assert ". weak-if-none-match-ignored (1)" in md and ". invalid-last-modified (2)" in md
     page = (tmp_path / "out" / "edge-report.html").read_text()
