@@ -149,3 +149,74 @@ def test_the_html_report_sorts_filters_and_draws_in_chromium(tmp_path):
             "1 of 3 URLs")
     finally:
         browser.close()
+
+
+def test_a_browsing_session_replays_alike_from_mitm_and_from_a_devtools_har(tmp_path):
+    """Chromium browses a gzip origin through plain mitmdump (which writes the .mitm); the
+    HAR is what DevTools records of the same session. Both replayed through the edge give the
+    same conversions and the same revalidation outcomes."""
+    import gzip as gz
+    import json
+    import subprocess
+
+    from addon.exchange.record import Record
+    from addon.exchange.record import read_log
+    from addon.report.model import outcome
+    from tests.support.mitm import EDGE
+    from tests.support.mitm import MITMDUMP
+
+    page = (b"<!DOCTYPE html><html><head><link rel=stylesheet href=/style.css></head><body>"
+            + b"<p>Some text, again and again.</p>" * 60 + b"</body></html>")
+
+    def handler(body: bytes, media: bytes, etag: bytes):
+        def handle(target: bytes, head: bytes) -> Route:
+            if etag in head or etag.removeprefix(b"W/") in head:
+                return Route(response(304, [(b"ETag", etag)], length=False))
+            return Route(response(200, [(b"Content-Type", media), (b"Content-Encoding", b"gzip"),
+                                        (b"ETag", etag), (b"Cache-Control", b"no-cache"),
+                                        (b"Last-Modified", b"Tue, 01 Dec 2026 10:00:00 GMT")],
+                                  gz.compress(body)))
+        return handle
+
+    origin = Origin({b"/": handler(page, b"text/html", b'W/"p1"'),
+                     b"/style.css": handler(CSS, b"text/css", b'"c1"')})
+    recording = tmp_path / "session.mitm"
+    try:
+        with Mitmdump(tmp_path / "rec", None, "-w", str(recording),
+                      reverse_to=origin.port) as m:
+            browser = Chromium()
+            try:
+                # DevTools keeps a page's bodies until the next navigation: saved at once
+                har = browser.har(browser.load(f"http://127.0.0.1:{m.port}/"))
+            finally:
+                browser.close()
+    finally:
+        origin.stop()
+    # what the browser served from its own cache never reached the proxy: not in the .mitm
+    har["log"]["entries"] = [e for e in har["log"]["entries"] if not e.get("_fromCache")]
+    (tmp_path / "session.har").write_text(json.dumps(har))
+    assert any(h["name"].lower() == "content-encoding" for e in har["log"]["entries"]
+               for h in e["response"]["headers"])
+
+    def replay(name: str) -> list[tuple]:
+        log = tmp_path / f"{name}.jsonl"
+        subprocess.run([MITMDUMP, "-n", "--set", f"confdir={tmp_path}", "-s", EDGE, "-r",
+                        str(tmp_path / name), "--set", f"cf_log={log}"], check=True,
+                       capture_output=True, timeout=120, cwd=tmp_path)
+        rows = []
+        for r in read_log(log):
+            record = Record(**{k: v for k, v in r.items() if k in Record.__dataclass_fields__})
+            rows.append((r["url"].rsplit("/", 1)[1], r["status_out"], r["encoding_in"],
+                         r["encoding_out"], r["action"], r["etag_action"], outcome(record)))
+        return sorted(rows)
+
+    # the page's and the stylesheet's responses (the favicon is fetched outside the page's
+    # session, so DevTools does not record it); the outcome is what a browser holding each
+    # can revalidate with
+    from_mitm, from_har = (sorted(r for r in replay(name) if r[1] == 200 and r[0] in ("",
+                           "style.css")) for name in ("session.mitm", "session.har"))
+    assert from_har == from_mitm and len(from_mitm) == 2
+    assert ("style.css", 200, "gzip", "br", "transcode", "weakened", "by ETag (weak)") \
+        in from_mitm
+    assert ("", 200, "gzip", "br", "rewrite", "removed", "by Last-Modified only") \
+        in from_mitm  # the page: its ETag removed, Last-Modified left

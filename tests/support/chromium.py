@@ -173,6 +173,51 @@ class Chromium:
                 ex.response_headers = {k.lower(): v for k, v in params["headers"].items()}
         return list(by_id.values())
 
+    def har(self, since: int = 0) -> dict[str, Any]:
+        """A HAR of the requests since `since`, built as DevTools' "Save all as HAR" builds
+        it: the headers as they went on the wire (Content-Encoding included), the body as
+        the browser decoded it (Network.getResponseBody)."""
+        entries: dict[str, dict[str, Any]] = {}
+        for event in self.events[since:]:
+            method, params = event.get("method"), event.get("params", {})
+            rid = params.get("requestId")
+            if method == "Network.requestWillBeSent":
+                request = params["request"]
+                started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(params["wallTime"]))
+                entries[rid] = {
+                    "startedDateTime": f"{started}.{int(params['wallTime'] % 1 * 1000):03d}Z",
+                    "time": 1, "request": {"method": request["method"], "url": request["url"],
+                                           "httpVersion": "HTTP/1.1", "headers": [],
+                                           "queryString": [], "cookies": [],
+                                           "headersSize": -1, "bodySize": 0},
+                    "response": {"status": 0, "statusText": "", "httpVersion": "HTTP/1.1",
+                                 "headers": [], "cookies": [], "redirectURL": "",
+                                 "headersSize": -1, "bodySize": -1,
+                                 "content": {"size": 0, "mimeType": ""}},
+                    "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}}
+            elif rid in entries and method == "Network.requestServedFromCache":
+                entries[rid]["_fromCache"] = "memory"  # as DevTools marks it
+            elif rid in entries and method == "Network.requestWillBeSentExtraInfo":
+                entries[rid]["request"]["headers"] = _har_headers(params["headers"])
+            elif rid in entries and method == "Network.responseReceivedExtraInfo":
+                response = entries[rid]["response"]
+                response["status"] = params["statusCode"]
+                response["headers"] = _har_headers(params["headers"])
+            elif rid in entries and method == "Network.responseReceived":
+                entries[rid]["response"]["content"]["mimeType"] = params["response"]["mimeType"]
+        for rid, entry in entries.items():
+            if entry["response"]["status"] in (0, 204, 304):
+                continue
+            with contextlib.suppress(RuntimeError, KeyError):  # no body kept for it
+                body = self.call("Network.getResponseBody", session=True, requestId=rid)
+                content = entry["response"]["content"]
+                content["text"] = body["body"]
+                if body.get("base64Encoded"):
+                    content["encoding"] = "base64"
+        return {"log": {"version": "1.2", "creator": {"name": "tests/support/chromium.py",
+                                                      "version": "1"},
+                        "entries": [e for e in entries.values() if e["response"]["status"]]}}
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.call("Browser.close", timeout=5)
@@ -185,3 +230,8 @@ class Chromium:
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _har_headers(headers: dict[str, str]) -> list[dict[str, str]]:
+    """DevTools joins repeated headers with newlines; a HAR lists them one by one."""
+    return [{"name": k, "value": v} for k, values in headers.items() for v in values.split("\n")]
