@@ -48,9 +48,8 @@ def cache_settings(method: str, path: str, params: CacheParameters, plan: str,
                    zone: ZoneCacheSettings = ZONE_CACHE_DEFAULTS) -> CacheSettings:
     """Eligibility at request time; `params` are the matching cache rules' merged, `zone`
     the zone's cache settings (which the rules beat, facts 5.1.7)."""
-    query = "?" in path and path.split("?", 1)[1] != ""
     if (params is NO_PARAMETERS or not params.said) and not (
-            query and zone.cache_level == "basic"):  # reused per method, extension, plan
+            zone.cache_level == "basic" and _query(path)):  # reused per method, extension, plan
         path = path.split("?", 1)[0]
         return _default_settings(method.upper(), _extension(path), path == "/robots.txt", plan,
                                  zone)
@@ -81,8 +80,7 @@ def _settings(method: str, path: str, params: CacheParameters, plan: str,
     if method.upper() not in CACHEABLE_METHODS:
         return CacheSettings(False, f"{method} requests are not cached (facts 1.7.2, 6.13)",
                              **common)
-    if zone.cache_level == "basic" and "?" in path and path.split("?", 1)[1] and (
-            params.cache is not True):
+    if zone.cache_level == "basic" and _query(path) and params.cache is not True:
         return CacheSettings(False, "Caching Level No Query String: a request with a query "
                              "string is not served from the cache (facts 6.19; modelled: "
                              "as DYNAMIC)", **common)
@@ -115,6 +113,10 @@ def _zone_key(zone: ZoneCacheSettings) -> CacheKey:
     return CacheKey(ignore_query_strings_order=zone.sort_query_string,
                     query=QuerySelection(exclude=ALL) if zone.cache_level == "simplified"
                     else QuerySelection())
+
+
+def _query(path: str) -> bool:
+    return path.partition("?")[2] != ""
 
 
 def _extension(path: str) -> str:

@@ -27,6 +27,7 @@ from addon.config.schema import SETTINGS
 from addon.config.sources import Source
 from addon.config.yaml_reader import SWITCHES
 from addon.config.yaml_reader import RulesFileError
+from addon.config.yaml_reader import construct
 from addon.config.zone import RULESETS
 from addon.config.zone import Zone
 
@@ -68,7 +69,7 @@ def render(root: yaml.Node, zone: Zone, paths: list[Path]) -> str:
     out += _comment_block("Accepted but not emulated", zone.not_emulated)
     out += _comment_block("Not known to this tool, left out", zone.unknown)
     out += ["", f"plan: {zone.plan}"]
-    settings = _construct(top["settings"]) if "settings" in top else {}
+    settings = construct(top["settings"]) if "settings" in top else {}
     kept = {k: _switch(v) if SETTINGS.get(k) == BOOL else v
             for k, v in settings.items() if k in SETTINGS}
     if kept:
@@ -78,7 +79,7 @@ def render(root: yaml.Node, zone: Zone, paths: list[Path]) -> str:
             out += ["", f"{section}:  # phase {RULESETS[section][0]}"]
             for item in top[section].value:
                 out += _rule(section, item)
-    rest = {k: _construct(v) for k, v in top.items()
+    rest = {k: construct(v) for k, v in top.items()
             if k not in ("plan", "settings", *RULESETS)}
     if rest:
         out += [""] + _dump(rest)
@@ -86,7 +87,7 @@ def render(root: yaml.Node, zone: Zone, paths: list[Path]) -> str:
 
 
 def _rule(section: str, node: yaml.Node) -> list[str]:
-    rule = _construct(node)
+    rule = construct(node)
     mark = node.start_mark
     where = f"{Path(mark.name).name}:{mark.line + 1}"
     ref = rule.get("ref") or rule.get("id")
@@ -108,10 +109,6 @@ def _rule(section: str, node: yaml.Node) -> list[str]:
                                  if k in known and v is not None}
     return [head, *_indent(_dump([kept]), 2)]
 
-
-def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    return loader.construct_object(node, deep=True)
 
 
 def _switch(value: Any) -> Any:

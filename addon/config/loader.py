@@ -35,6 +35,7 @@ from addon.config.schema import SETTINGS
 from addon.config.schema import STR
 from addon.config.schema import TOP_KEYS
 from addon.config.sources import Source
+from addon.config.sources import compose_text
 from addon.config.yaml_reader import TYPO
 from addon.config.yaml_reader import CheckedYaml
 from addon.config.yaml_reader import RulesFileError
@@ -68,17 +69,7 @@ def load_rules(path: str | Path, *more: str | Path) -> Zone:
 
 
 def parse_rules(text: str, name: str = "rules.yaml") -> Zone:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
-        raise RulesFileError(f"{name}:{where}invalid YAML: {e.problem}") from None
-    except yaml.YAMLError as e:
-        raise RulesFileError(f"{name}: invalid YAML: {e}") from None
-    if root is None:
-        raise RulesFileError(f"{name}: the rules file is empty; it needs at least `plan`")
-    return _Loader(name).zone(root)
+    return _Loader(name).zone(compose_text(text, name))
 
 
 class _Loader(CheckedYaml):

@@ -16,11 +16,13 @@ from typing import Any
 
 import yaml
 
-SWITCH = {"on": True, "off": False}
+from addon.config.yaml_reader import SWITCHES
+from addon.html import features as html_features
+
 CACHE_LEVEL = {"bypass": {"cache": False}, "cache_everything": {"cache": True},
                "simplified": {"cache_key": {"custom_key": {"query_string": {"exclude": "*"}}}},
                "aggressive": {}}  # fmt: skip
-FEATURES = ("email_obfuscation", "automatic_https_rewrites", "rocket_loader", "mirage")
+FEATURES = tuple(html_features.FEATURES)  # a Page Rule action of the same name for each
 
 
 @dataclass
@@ -48,10 +50,10 @@ def convert(where: str, mark: yaml.Mark, target: str, actions: dict[str, Any],
             ttl = _seconds(value)
             cache["browser_ttl"] = ({"mode": "override_origin", "default": ttl} if ttl
                                     else {"mode": "respect_origin"})
-        elif action == "respect_strong_etag" and text in SWITCH:
-            cache["respect_strong_etags"] = SWITCH[text]
-        elif action in FEATURES and text in SWITCH:
-            config[action] = SWITCH[text]
+        elif action == "respect_strong_etag" and text in SWITCHES:
+            cache["respect_strong_etags"] = SWITCHES[text]
+        elif action in FEATURES and text in SWITCHES:
+            config[action] = SWITCHES[text]
         elif action == "polish" and text in ("off", "lossless", "lossy"):
             config["polish"] = text
         elif action == "disable_performance":

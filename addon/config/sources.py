@@ -23,6 +23,9 @@ from addon.config import page_rules
 from addon.config.terraform import interpolated
 from addon.config.terraform import read_terraform
 from addon.config.yaml_reader import RulesFileError
+from addon.config.yaml_reader import construct
+from addon.config.yaml_reader import is_null
+from addon.config.yaml_reader import position
 from addon.config.zone import RULESETS
 
 STR_TAG, MAP_TAG, SEQ_TAG = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:map",
@@ -77,10 +80,8 @@ class Source:
         return self.merged()
 
     def terraform(self, path: Path) -> None:
-        resources, notes = read_terraform(path, _read_text(path))
-        self.notes += notes
         other = 0
-        for kind, name, body in resources:
+        for kind, name, body in read_terraform(path, _read_text(path)):
             if kind == "cloudflare_ruleset":
                 self.ruleset(path, body, terraform=True)
             elif kind == "cloudflare_zone_settings_override":
@@ -100,7 +101,7 @@ class Source:
                 target = _get(body, "target")
                 if not isinstance(actions, yaml.MappingNode) or target is None:
                     raise _fail(body, f"{kind}.{name}: needs target and actions")
-                self.page_rule(path, body, _text(target), _construct(actions),
+                self.page_rule(path, body, _text(target), construct(actions),
                                _text(_get(body, "priority")) or "1",
                                _text(_get(body, "status")) in ("", "active"))
             elif kind == "cloudflare_zone" and isinstance(_get(body, "plan"), yaml.ScalarNode):
@@ -123,7 +124,7 @@ class Source:
                 raise _fail(root, f"not a Cloudflare API response: unexpected "
                             f"{', '.join(sorted(unknown))} beside result")
             body = _get(root, "result")
-            if body is None or _is_null(body):
+            if body is None or is_null(body):
                 errors = _messages(_get(root, "errors"))
                 if errors and all(_NOT_FOUND.search(e) for e in errors):
                     self.notes.append(f"{path.name}: nothing to read (the API answered: "
@@ -155,7 +156,7 @@ class Source:
                 self.settings.extend(value.value)
             elif name in RULESETS and isinstance(value, yaml.SequenceNode):
                 self.sections.setdefault(name, []).extend(value.value)
-            elif name in RULESETS and _is_null(value):
+            elif name in RULESETS and is_null(value):
                 continue
             else:  # checked by the loader, where it stands
                 self.other.append((key, value))
@@ -174,7 +175,7 @@ class Source:
         self.notes.append(f"{path.name}: {len(body.value)} zone setting(s)")
 
     def page_rule_api(self, path: Path, item: yaml.MappingNode) -> None:
-        rule = _construct(item)
+        rule = construct(item)
         targets = [t.get("constraint", {}).get("value") for t in rule.get("targets") or ()
                    if isinstance(t, dict)]
         actions = {a.get("id"): a.get("value") for a in rule.get("actions") or ()
@@ -229,7 +230,7 @@ class Source:
                         f"{self.section_from[section]}); a zone has one per phase")
         self.section_from[section] = path.name
         rules = _get(body, "rules")
-        if rules is not None and not _is_null(rules) and not isinstance(rules,
+        if rules is not None and not is_null(rules) and not isinstance(rules,
                                                                         yaml.SequenceNode):
             raise _fail(rules, "rules: must be a list of rules")
         items = rules.value if isinstance(rules, yaml.SequenceNode) else []
@@ -281,23 +282,29 @@ def _read_text(path: Path) -> str:
 def compose(path: Path) -> yaml.Node:
     """A file's YAML nodes, their marks naming the file."""
     text = _read_text(path)
-    if path.suffix == ".json":
-        text = text.replace("\t", " ")  # JSON may indent with tabs, YAML may not
-    loader = yaml.SafeLoader(text)
-    loader.name = str(path)  # every mark names this file
+    if path.suffix == ".json":  # JSON may indent with tabs, YAML may not
+        return compose_text(text.replace("\t", " "), str(path), "JSON")
+    return compose_text(text, str(path))
+
+
+def compose_text(text: str, name: str, kind: str = "YAML") -> yaml.Node:
+    """A text's YAML nodes, their marks naming `name`; errors give its line and column."""
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses control characters already
+        loader.name = name  # every mark names this file
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
-        kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise RulesFileError(f"{path}:{where}invalid {kind}: {e.problem}") from None
+        raise RulesFileError(f"{name}:{where}invalid {kind}: {e.problem}") from None
     except yaml.YAMLError as e:
-        raise RulesFileError(f"{path}: invalid YAML: {e}") from None
+        raise RulesFileError(f"{name}: invalid {kind}: {e}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
-        raise RulesFileError(f"{path}: the rules file is empty; it needs at least `plan`")
+        raise RulesFileError(f"{name}: the rules file is empty; it needs at least `plan`")
     return root
 
 
@@ -333,9 +340,6 @@ def _messages(errors: yaml.Node | None) -> list[str]:
     return out
 
 
-def _construct(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)
-
 
 def _keys(node: yaml.MappingNode) -> set[str]:
     return {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
@@ -353,9 +357,6 @@ def _text(node: yaml.Node | None) -> str:
     return node.value if isinstance(node, yaml.ScalarNode) else ""
 
 
-def _is_null(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-
 
 def _scalar(text: str, mark: yaml.Mark) -> yaml.ScalarNode:
     return yaml.ScalarNode(STR_TAG, text, mark, mark)
@@ -366,5 +367,4 @@ def _mark(path: Path) -> yaml.Mark:
 
 
 def _fail(node: yaml.Node, message: str) -> RulesFileError:
-    mark = node.start_mark
-    return RulesFileError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: {message}")
+    return RulesFileError(f"{position(node)}: {message}")

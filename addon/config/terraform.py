@@ -41,7 +41,6 @@ class TerraformFile:
     def __init__(self, path: Path, text: str):
         self.path, self.text = path, text
         self.lines = text.splitlines()
-        self.notes: list[str] = []
 
     def resources(self) -> list[tuple[str, str, yaml.Node]]:
         try:
@@ -120,9 +119,9 @@ class TerraformFile:
         return after
 
 
-def read_terraform(path: Path, text: str) -> tuple[list[tuple[str, str, yaml.Node]], list[str]]:
-    f = TerraformFile(path, text)
-    return f.resources(), f.notes
+def read_terraform(path: Path, text: str) -> list[tuple[str, str, yaml.Node]]:
+    """The file's resources: (type, name, body as YAML nodes)."""
+    return TerraformFile(path, text).resources()
 
 
 def interpolated(node: yaml.Node) -> yaml.Node | None:

@@ -36,10 +36,7 @@ class CheckedYaml:
         return RulesFileError(f"{self.where(node)}: {key}: {message}")
 
     def where(self, node: yaml.Node) -> str:
-        """file:line:column of a node; a zone read from several files names the node's own."""
-        mark = node.start_mark
-        name = mark.name if mark.name and not mark.name.startswith("<") else self.name
-        return f"{name}:{mark.line + 1}:{mark.column + 1}"
+        return position(node, self.name)
 
     # -- structure --
 
@@ -94,14 +91,14 @@ class CheckedYaml:
                 raise self.fail(key_node, full, "unknown key" + hint)
             if key in out:
                 raise self.fail(key_node, full, "duplicate key")
-            if _is_null(value_node):
+            if is_null(value_node):
                 continue  # the API writes null for "not set"
             out[key] = value_node
         return out
 
     def construct(self, node: yaml.Node, key: str) -> Any:
         try:
-            return _construct(node)
+            return construct(node)
         except yaml.YAMLError as e:  # e.g. a !!python/... tag, which SafeLoader refuses
             problem = getattr(e, "problem", None) or str(e)
             raise self.fail(node, key, f"invalid YAML value: {problem}") from None
@@ -143,10 +140,18 @@ class CheckedYaml:
         return text
 
 
-def _is_null(node: yaml.Node) -> bool:
+def position(node: yaml.Node, default: str = "") -> str:
+    """file:line:column of a node; a zone read from several files names the node's own."""
+    mark = node.start_mark
+    name = mark.name if mark.name and not mark.name.startswith("<") else default
+    return f"{name}:{mark.line + 1}:{mark.column + 1}"
+
+
+def is_null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
-def _construct(node: yaml.Node) -> Any:
+def construct(node: yaml.Node) -> Any:
+    """A node's Python value, as SafeLoader makes it."""
     loader = yaml.SafeLoader("")
     return loader.construct_object(node, deep=True)

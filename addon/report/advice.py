@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from addon.html.features import FEATURES
 from addon.report.model import LOST
 from addon.report.model import Report
 
-LABELS = {"email_obfuscation": "Email Obfuscation",
-          "automatic_https_rewrites": "Automatic HTTPS Rewrites",
-          "rocket_loader": "Rocket Loader", "mirage": "Mirage"}  # fmt: skip
+LABELS = {name: spec.label for name, spec in FEATURES.items()}  # the feature registry's
 TRADE_OFFS = {"email_obfuscation": "addresses on those pages are no longer hidden from "
                                    "scrapers (facts 3.1)",
               "automatic_https_rewrites": "their http:// links are no longer upgraded to "
@@ -64,7 +63,8 @@ def _keep_page_etags(names: str, count: int, urls: list[str], report: Report) ->
               f"  - description: keep the ETags of these pages\n"
               f"    expression: '{expression}'\n"
               f"    action_parameters: {{{params}}}\n")
-    trade = "; ".join(TRADE_OFFS[n] for n in features)
+    trade = "; ".join(TRADE_OFFS.get(n, f"{LABELS[n]} no longer runs on them")
+                      for n in features)
     return Advice(
         f"Keep the ETag of {count} HTML page(s) that {labels} rewrite(s)",
         f"Cloudflare removes an HTML page's ETag, weak or strong, when {labels} runs on it "
