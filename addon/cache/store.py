@@ -34,9 +34,7 @@ class CachedObject:
         self.size = len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + OVERHEAD
 
     def tags(self) -> set[str]:
-        values = [v for k, v in self.headers if k.lower() == b"cache-tag"]
-        return {t.strip().lower() for v in values for t in v.decode("latin-1").split(",")
-                if t.strip()}
+        return {t.lower() for t in cache_tags(self.headers)}  # purged case-insensitively
 
     def age(self, now: float) -> int:
         return max(int(now - self.stored_at), 0)
@@ -46,6 +44,12 @@ class CachedObject:
 
     def within_stale_while_revalidate(self, now: float) -> bool:
         return now - self.stored_at < self.ttl + self.stale_while_revalidate
+
+
+def cache_tags(headers: Headers) -> list[str]:
+    """An object's tags: its Cache-Tag, comma-separated (facts 6.22)."""
+    values = [v for k, v in headers if k.lower() == b"cache-tag"]
+    return [t.strip() for v in values for t in v.decode("latin-1").split(",") if t.strip()]
 
 
 class Store:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import replace
 
+from addon.cache.store import cache_tags
 from addon.config.parameters import CacheControlParameters
 from addon.config.parameters import CacheResponseParameters
 from addon.config.parameters import CacheTagParameters
@@ -56,7 +57,7 @@ def response_cache_rules(zone: Zone, request: Request, response: Response) -> Ca
         elif isinstance(p, CacheControlParameters):
             directives.update((d.name, d) for d in p.directives)
         elif isinstance(p, CacheTagParameters):
-            tags = p.apply(tags if tags is not None else origin_tags(response))
+            tags = p.apply(tags if tags is not None else cache_tags(response.headers))
         labels.append(rule.label)
     edits = _cache_control(response, tuple(directives.values())) if directives else []
     if tags is not None:
@@ -70,11 +71,6 @@ def response_cache_rules(zone: Zone, request: Request, response: Response) -> Ca
              if d.operation == "set" else f"{d.name} removed") for d in directives.values())
         note += " (facts 5.2.2)"
     return CacheRules(response, params.stripped, tuple(labels), note)
-
-
-def origin_tags(response: Response) -> list[str]:
-    value = header(response.headers, b"cache-tag") or b""
-    return [t.strip() for t in value.decode("latin-1").split(",") if t.strip()]
 
 
 def _cache_control(response: Response, edits: tuple[DirectiveEdit, ...]
